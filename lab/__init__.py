@@ -1,0 +1,3 @@
+"""chaoslab: a chaos-engineering lab for Python services on PostgreSQL and Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,184 @@
+"""A small HTTP/1.1 server: enough of Go's net/http for the Toxiproxy API.
+
+Keep-alive, ``Connection: close``, Content-Length and chunked request bodies,
+``Expect: 100-continue``, and Go's plain ``400 Bad Request`` for requests it
+cannot parse. Every read has a time bound; headers and bodies have size bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email.utils
+import logging
+from http import HTTPStatus
+from typing import Awaitable, Callable
+from urllib.parse import unquote_to_bytes
+
+log = logging.getLogger("lab.proxy.api")
+
+MAX_HEADER_BYTES = 1 << 20
+MAX_BODY_BYTES = 16 << 20
+IDLE_TIMEOUT_S = 120.0
+BODY_TIMEOUT_S = 60.0
+
+
+@dataclasses.dataclass
+class Request:
+    method: str
+    target: str
+    path: str  # percent-decoded, as Go's URL.Path
+    headers: dict[str, str]  # lower-case names; repeated headers keep the first
+    body: bytes = b""
+
+    @property
+    def user_agent(self) -> str:
+        return self.headers.get("user-agent", "")
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: Go writes ``Content-Length: 0`` on empty bodies except for 204 and HEAD.
+    length_header: bool = True
+
+
+class BadRequest(Exception):
+    pass
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _decode_path(target: str) -> str:
+    raw = target.split("?", 1)[0]
+    if raw.startswith(("http://", "https://")):
+        after_scheme = raw.split("://", 1)[1]
+        slash = after_scheme.find("/")
+        raw = after_scheme[slash:] if slash >= 0 else "/"
+    for index, ch in enumerate(raw):
+        if ch == "%":
+            escape = raw[index + 1 : index + 3]
+            if len(escape) != 2 or any(c not in "0123456789abcdefABCDEF" for c in escape):
+                raise BadRequest("invalid URL escape")
+    return unquote_to_bytes(raw).decode("utf-8", errors="replace")
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise BadRequest("bad chunk size") from None
+            if size < 0 or len(body) + size > MAX_BODY_BYTES:
+                raise BadRequest("body too large")
+            if size == 0:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass  # trailers
+                return bytes(body)
+            body += await reader.readexactly(size)
+            if await reader.readexactly(2) != b"\r\n":
+                raise BadRequest("bad chunk")
+    length_text = headers.get("content-length")
+    if length_text is None:
+        return b""
+    if not length_text.isdigit():
+        raise BadRequest("bad Content-Length")
+    length = int(length_text)
+    if length > MAX_BODY_BYTES:
+        raise BadRequest("body too large")
+    return await reader.readexactly(length)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
+        raise BadRequest("bad encoding") from None
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise BadRequest("malformed request line")
+    method, target, version = parts
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise BadRequest("unsupported version")
+    if any(not (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in method):
+        raise BadRequest("invalid method")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or " " in name:
+            raise BadRequest("malformed header")
+        headers.setdefault(name.lower(), value.strip())
+    if version == "HTTP/1.1" and "host" not in headers:
+        raise BadRequest("missing Host header")
+    return method, target, version, headers
+
+
+def _render(response: Response, keep_alive: bool, head_only: bool) -> bytes:
+    status = response.status
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
+    if response.content_type is not None:
+        lines.append(f"Content-Type: {response.content_type}")
+    for name, value in response.headers:
+        lines.append(f"{name}: {value}")
+    lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
+    if status != 204 and (response.body or (response.length_header and not head_only)):
+        lines.append(f"Content-Length: {len(response.body)}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + response.body
+
+
+_BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\n400 Bad Request"
+)
+
+
+async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler) -> None:
+    """Answer requests on one connection until it closes or asks to."""
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
+            except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+                return
+            except asyncio.LimitOverrunError:
+                writer.write(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
+                    b"charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large"
+                )
+                return
+            try:
+                method, target, version, headers = _parse_head(head.lstrip(b"\r\n"))
+                path = _decode_path(target)
+                if headers.get("expect", "").lower() == "100-continue":
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = await asyncio.wait_for(_read_body(reader, headers), BODY_TIMEOUT_S)
+            except (BadRequest, asyncio.LimitOverrunError, ValueError) as err:
+                log.debug("bad request: %s", err)
+                writer.write(_BAD_REQUEST)
+                return
+            except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+                return
+            connection = headers.get("connection", "").lower()
+            keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+            response = await handler(Request(method, target, path, headers, body))
+            writer.write(_render(response, keep_alive, head_only=(method == "HEAD")))
+            await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT_S)
+            if not keep_alive:
+                return
+    except (ConnectionError, asyncio.TimeoutError):
+        return
+    finally:
+        writer.close()

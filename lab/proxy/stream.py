@@ -1,0 +1,220 @@
+"""The pieces a direction's toxic chain is built from.
+
+A chain is a row of stages joined by channels::
+
+    reader -> Channel -> [toxic stage] -> Channel -> [toxic stage] -> Sink -> socket
+
+Everything runs on one event loop, so a stage's output can be re-pointed
+between two awaits without locks: that is how toxics are added to and removed
+from connections that are already open. A toxic sees its input through a
+``Stub``: ``read()`` and ``sleep()`` raise ``Interrupted`` when the stage is
+being replaced, and a toxic then passes on any data it holds (never drops it).
+
+Bytes waiting in channels are charged to the direction's ``Budget``; past its
+high-water mark the source socket stops being read (backpressure), so memory per
+connection stays bounded however slow the far side is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from typing import Any, Callable, Protocol
+
+
+class Interrupted(Exception):
+    """The stage is being replaced; the toxic must hand on what it holds and return."""
+
+
+class Chunk:
+    """Bytes read from the source, stamped with the monotonic time they arrived."""
+
+    __slots__ = ("data", "ts")
+
+    def __init__(self, data: bytes, ts: float) -> None:
+        self.data = data
+        self.ts = ts
+
+
+class End:
+    """End of a stream. ``hangup`` means a toxic closed it: the whole link closes."""
+
+    __slots__ = ("hangup",)
+
+    def __init__(self, hangup: bool) -> None:
+        self.hangup = hangup
+
+    def __repr__(self) -> str:
+        return "End(hangup)" if self.hangup else "End(eof)"
+
+
+EOF = End(hangup=False)
+HANGUP = End(hangup=True)
+TIMED_OUT = object()
+
+Item = Chunk | End
+
+
+class Budget:
+    """Bytes held in a direction's channels, with high/low water marks."""
+
+    __slots__ = ("held", "high", "low", "over", "on_change")
+
+    def __init__(self, high: int, low: int, on_change: Callable[[], None]) -> None:
+        self.held = 0
+        self.high = high
+        self.low = low
+        self.over = False
+        self.on_change = on_change
+
+    def add(self, n: int) -> None:
+        self.held += n
+        if not self.over and self.held > self.high:
+            self.over = True
+            self.on_change()
+
+    def sub(self, n: int) -> None:
+        self.held -= n
+        if self.over and self.held <= self.low:
+            self.over = False
+            self.on_change()
+
+
+class Outlet(Protocol):
+    def put(self, item: Item) -> None: ...
+
+
+class Channel:
+    """An unbounded FIFO between stages; the Budget bounds what it can hold."""
+
+    __slots__ = ("items", "waiter", "budget")
+
+    def __init__(self, budget: Budget) -> None:
+        self.items: deque[Item] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.budget = budget
+
+    def put(self, item: Item) -> None:
+        self.items.append(item)
+        if isinstance(item, Chunk):
+            self.budget.add(len(item.data))
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def take(self) -> Item:
+        item = self.items.popleft()
+        if isinstance(item, Chunk):
+            self.budget.sub(len(item.data))
+        return item
+
+    def move_to(self, outlet: Outlet) -> None:
+        """Hand every waiting item, in order, to ``outlet``."""
+        while self.items:
+            outlet.put(self.take())
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class Stub:
+    """What one toxic sees of one direction of one connection."""
+
+    def __init__(
+        self,
+        inbox: Channel,
+        outbox: Outlet,
+        rng: random.Random,
+        state: Any,
+        reset: Callable[[], None],
+    ) -> None:
+        self.inbox = inbox
+        self.outbox = outbox
+        self.rng = rng
+        self.state = state
+        self._reset = reset
+        self.interrupted = False
+        self.closed = False
+        self.ended: End | None = None
+        self._waiting: asyncio.Future[None] | None = None
+
+    # -- input ---------------------------------------------------------------
+
+    async def read(self, deadline: float | None = None) -> Chunk | None | object:
+        """The next chunk; ``None`` at the end of the stream; ``TIMED_OUT`` past ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.interrupted:
+                raise Interrupted
+            if self.inbox.items:
+                item = self.inbox.take()
+                if isinstance(item, End):
+                    self.ended = item
+                    return None
+                return item
+            if deadline is not None and time.monotonic() >= deadline:
+                return TIMED_OUT
+            fut = loop.create_future()
+            self.inbox.waiter = fut
+            self._waiting = fut
+            timer = None
+            if deadline is not None:
+                timer = loop.call_at(loop.time() + max(0.0, deadline - time.monotonic()), _wake, fut)
+            try:
+                await fut
+            finally:
+                self.inbox.waiter = None
+                self._waiting = None
+                if timer is not None:
+                    timer.cancel()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, or raise ``Interrupted`` as soon as the stage is interrupted."""
+        if self.interrupted:
+            raise Interrupted
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiting = fut
+        timer = loop.call_later(seconds, _wake, fut)
+        try:
+            await fut
+        finally:
+            self._waiting = None
+            timer.cancel()
+        if self.interrupted:
+            raise Interrupted
+
+    async def sleep_until(self, when: float) -> None:
+        await self.sleep(when - time.monotonic())
+
+    # -- output --------------------------------------------------------------
+
+    def write(self, chunk: Chunk) -> None:
+        self.outbox.put(chunk)
+
+    def close(self) -> None:
+        """End the stream downstream of this toxic.
+
+        Passes on the end that arrived (EOF or hang-up); a toxic that ends the
+        stream on its own (timeout, limit_data) hangs the connection up.
+        """
+        if not self.closed:
+            self.closed = True
+            self.outbox.put(self.ended or HANGUP)
+
+    def reset(self) -> None:
+        """Abort the whole connection with a TCP RST on both sides."""
+        self.closed = True
+        self._reset()
+
+    # -- control -------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        if self._waiting is not None:
+            _wake(self._waiting)
