@@ -47,6 +47,10 @@ class Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reading_from: Direction | None = None  # the direction this socket feeds
         self.writing_to: Direction | None = None  # the direction that writes into it
+        # Bytes that arrive before the link is wired (some loops read before
+        # honouring pause_reading in connection_made); replayed by replay_early().
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -54,11 +58,26 @@ class Side(asyncio.Protocol):
         self.link.side_connected(self)
 
     def data_received(self, data: bytes) -> None:
-        self.reading_from.on_data(data)  # type: ignore[union-attr]
+        direction = self.reading_from
+        if direction is None:
+            self.early.append(data)
+            self.transport.pause_reading()  # type: ignore[union-attr]
+            return
+        direction.on_data(data)
 
     def eof_received(self) -> bool:
-        self.reading_from.on_end(EOF)  # type: ignore[union-attr]
+        if self.reading_from is None:
+            self.early_eof = True
+        else:
+            self.reading_from.on_end(EOF)
         return True  # keep our half open: the other direction may still write
+
+    def replay_early(self) -> None:
+        early, self.early = self.early, []
+        for data in early:
+            self.reading_from.on_data(data)  # type: ignore[union-attr]
+        if self.early_eof:
+            self.reading_from.on_end(EOF)  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.close()
@@ -315,7 +334,11 @@ class Link:
         except (OSError, ValueError, asyncio.TimeoutError) as err:
             log.warning("proxy %s: unable to open connection to upstream %s: %s",
                         self.proxy.name, self.proxy.upstream, err)
-            self.close()  # unread client bytes make the kernel send RST, else FIN
+            # Toxiproxy's observable behaviour: RST if the client already sent data, else FIN.
+            if self.client.early:
+                self.reset()
+            else:
+                self.close()
             return
         if self.closed:
             self.upstream.transport.abort()  # type: ignore[union-attr]
@@ -334,8 +357,10 @@ class Link:
             up.add_toxic(defn)
         for defn in self.proxy.toxics.chain("downstream"):
             down.add_toxic(defn)
-        self.client.transport.resume_reading()  # type: ignore[union-attr]
-        self.upstream.transport.resume_reading()  # type: ignore[union-attr]
+        for side in (self.client, self.upstream):
+            side.replay_early()
+            if not self.closed:
+                side.transport.resume_reading()  # type: ignore[union-attr]
 
     # -- ends ------------------------------------------------------------------
 

@@ -190,7 +190,9 @@ class Stub:
             raise Interrupted
 
     async def sleep_until(self, when: float) -> None:
-        await self.sleep(when - time.monotonic())
+        """Sleep until monotonic time ``when``; never wakes early, even on a coarse-timer loop."""
+        while (remaining := when - time.monotonic()) > 0:
+            await self.sleep(max(remaining, 0.0002))
 
     # -- output --------------------------------------------------------------
 
