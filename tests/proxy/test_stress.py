@@ -1,0 +1,97 @@
+"""1,000 concurrent connections through one proxy while a toxic is added and removed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import time
+
+import pytest
+
+from lab.proxy import ProxyServer
+
+from .helpers import http
+
+pytestmark = pytest.mark.stress
+
+CONNECTIONS = 1000
+LATENCY_MS = 50
+PACE_S = 0.2
+
+
+def _raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"needs {needed} file descriptors, hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+async def _echo(reader, writer):
+    try:
+        while data := await reader.read(4096):
+            writer.write(data)
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
+    _raise_fd_limit(4 * CONNECTIONS + 512)
+    echo = await asyncio.start_server(_echo, "127.0.0.1", 0, backlog=4096)
+    async with ProxyServer("127.0.0.1", 0) as server:
+        api = server.address[1]
+        _, _, body = await http(api, "POST", "/proxies", {
+            "name": "load", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{echo.sockets[0].getsockname()[1]}"})
+        port = int(json.loads(body)["listen"].rsplit(":", 1)[1])
+        conns = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)))
+        stop = asyncio.Event()
+        samples: list[list[tuple[float, float]]] = [[] for _ in range(CONNECTIONS)]
+        errors: list[str] = []
+
+        async def worker(index: int, reader, writer) -> None:
+            payload = f"{index:08d}".encode() * 8  # 64 bytes, unique per connection
+            while not stop.is_set():
+                started = time.monotonic()
+                writer.write(payload)
+                try:
+                    got = await asyncio.wait_for(reader.readexactly(len(payload)), 10)
+                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError) as err:
+                    errors.append(f"{index}: {err!r}")
+                    return
+                if got != payload:
+                    errors.append(f"{index}: got {got[:16]!r}")
+                    return
+                samples[index].append((started, time.monotonic() - started))
+                await asyncio.sleep(PACE_S)  # clients, proxy and echo share one loop: keep it unsaturated
+
+        links = server.collection.get("load").links
+        deadline = time.monotonic() + 20
+        while len(links) < CONNECTIONS and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert len(links) == CONNECTIONS
+        tasks = [asyncio.create_task(worker(i, r, w)) for i, (r, w) in enumerate(conns)]
+        await asyncio.sleep(1.0)
+        status, _, _ = await http(api, "POST", "/proxies/load/toxics",
+                                  {"name": "lag", "type": "latency", "attributes": {"latency": LATENCY_MS}})
+        assert status == 200
+        toxic_on = time.monotonic()
+        await asyncio.sleep(1.5)
+        toxic_off = time.monotonic()
+        assert (await http(api, "DELETE", "/proxies/load/toxics/lag"))[0] == 204
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        for _, writer in conns:
+            writer.close()
+
+    echo.close()
+    assert errors == []
+    settled = toxic_on + 0.5  # round trips that started well after the toxic was in place
+    during = [[rtt for start, rtt in conn if settled <= start and start + rtt <= toxic_off] for conn in samples]
+    assert all(during), "every open connection must see the toxic"
+    assert min(rtt for conn in during for rtt in conn) >= LATENCY_MS / 1000
+    after = [rtt for conn in samples for start, rtt in conn if start > toxic_off + 0.3]
+    assert after and sorted(after)[len(after) // 2] < LATENCY_MS / 1000  # the toxic is gone again
