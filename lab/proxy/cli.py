@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -172,7 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _install_fast_loop() -> None:
-    """Use uvloop when it is installed (faster data path); plain asyncio otherwise."""
+    """Use uvloop when installed (faster data path) unless LAB_PROXY_LOOP=asyncio."""
+    if os.environ.get("LAB_PROXY_LOOP", "auto") == "asyncio":
+        return
     try:
         import uvloop  # type: ignore[import-not-found]
     except ImportError:
