@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import resource
 import time
 
@@ -48,6 +49,7 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
         port = int(json.loads(body)["listen"].rsplit(":", 1)[1])
         conns = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)))
         stop = asyncio.Event()
+        pacing = random.Random(1)
         samples: list[list[tuple[float, float]]] = [[] for _ in range(CONNECTIONS)]
         errors: list[str] = []
 
@@ -65,7 +67,8 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
                     errors.append(f"{index}: got {got[:16]!r}")
                     return
                 samples[index].append((started, time.monotonic() - started))
-                await asyncio.sleep(PACE_S)  # clients, proxy and echo share one loop: keep it unsaturated
+                # clients, proxy and echo share one loop: pace, with jitter so released herds spread out
+                await asyncio.sleep(pacing.uniform(0.5 * PACE_S, 1.5 * PACE_S))
 
         links = server.collection.get("load").links
         deadline = time.monotonic() + 20
@@ -81,7 +84,8 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
         await asyncio.sleep(1.5)
         toxic_off = time.monotonic()
         assert (await http(api, "DELETE", "/proxies/load/toxics/lag"))[0] == 204
-        await asyncio.sleep(1.0)
+        removed = time.monotonic()  # every link has dropped the toxic once DELETE has answered
+        await asyncio.sleep(2.0)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         for _, writer in conns:
@@ -93,5 +97,7 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
     during = [[rtt for start, rtt in conn if settled <= start and start + rtt <= toxic_off] for conn in samples]
     assert all(during), "every open connection must see the toxic"
     assert min(rtt for conn in during for rtt in conn) >= LATENCY_MS / 1000
-    after = [rtt for conn in samples for start, rtt in conn if start > toxic_off + 0.3]
-    assert after and sorted(after)[len(after) // 2] < LATENCY_MS / 1000  # the toxic is gone again
+    # With the toxic no round trip can be shorter than its latency; once it is removed every
+    # connection must show shorter ones (medians mislead: the released herd arrives in bursts).
+    after = [[rtt for start, rtt in conn if start > removed] for conn in samples]
+    assert all(conn and min(conn) < LATENCY_MS / 1000 for conn in after)
