@@ -1,27 +1,38 @@
-# chaoslab: `make test` is what CI runs.
+# chaoslab. `make test` is what CI runs; `make lab-up` brings the stack up.
 PY ?= .venv/bin/python
-PIP ?= .venv/bin/pip
 TEST_TYPES := unit property integration e2e stress race performance chaos proxy
+STAMP := .venv/.installed
 
-.PHONY: install test bench proxy clean $(addprefix test-,$(TEST_TYPES))
+.PHONY: install test bench lab-up lab-down lab-status proxy clean $(addprefix test-,$(TEST_TYPES))
 
-.venv/bin/python:
-	python3 -m venv .venv
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,fast]'
+	touch $(STAMP)
 
-install: .venv/bin/python
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test,fast]'
+install: $(STAMP)
 
-test: install
+test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-$(addprefix test-,$(TEST_TYPES)): test-%: install
+$(addprefix test-,$(TEST_TYPES)): test-%: $(STAMP)
 	$(PY) -m pytest -q -m $* tests
 
-bench: install
-	$(PY) bench/proxy_bench.py
+lab-up: $(STAMP)
+	$(PY) -m lab up
 
-proxy: install
+lab-down: $(STAMP)
+	$(PY) -m lab down
+
+lab-status: $(STAMP)
+	$(PY) -m lab status
+
+bench: $(STAMP)
+	$(PY) bench/proxy_bench.py
+	$(PY) bench/stack_bench.py
+
+proxy: $(STAMP)
 	$(PY) -m lab.proxy -host 127.0.0.1
 
 clean:

@@ -1,0 +1,59 @@
+"""The one error tree of chaoslab. Every error says what was wrong and what to do.
+
+    LabError
+     ├── UsageError            bad command-line input (exit code 2)
+     ├── ConfigError           a LAB_* setting is invalid
+     └── StackError            the stack could not be brought up, down or inspected (exit code 3)
+          ├── PortInUse        names the port and the process holding it
+          ├── BinaryNotFound   says how to install what is missing
+          ├── PrivilegeError   cannot create or switch to the user Postgres needs
+          ├── StartTimeout     a component did not become healthy in time (with its log tail)
+          └── BackendUnavailable  the chosen backend cannot run here (e.g. no Docker engine)
+
+Foreign exceptions (asyncpg, aiokafka, subprocess, HTTP) are translated where
+they are met.
+"""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Root of every error chaoslab raises on purpose."""
+
+    exit_code = 3
+
+
+class UsageError(LabError):
+    exit_code = 2
+
+
+class ConfigError(LabError):
+    exit_code = 2
+
+
+class StackError(LabError):
+    exit_code = 3
+
+
+class PortInUse(StackError):
+    def __init__(self, port: int, holder: str) -> None:
+        super().__init__(f"port {port} on 127.0.0.1 is already in use by {holder}; stop it, or choose another "
+                         f"port with the matching LAB_*_PORT variable")
+        self.port = port
+        self.holder = holder
+
+
+class BinaryNotFound(StackError):
+    pass
+
+
+class PrivilegeError(StackError):
+    pass
+
+
+class StartTimeout(StackError):
+    pass
+
+
+class BackendUnavailable(StackError):
+    pass

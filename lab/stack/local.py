@@ -1,0 +1,226 @@
+"""The local backend: Postgres, Tansu and lab.proxy as processes on this machine.
+
+``up`` is idempotent: components recorded as running are kept; dead ones (a
+SIGKILLed broker, say) are started again. If ``up`` fails, it stops what it
+started in that call, so nothing is left half-done. ``down`` stops exactly the
+processes recorded in the state file and waits until their ports are free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Protocol
+
+from ..config import Settings
+from ..errors import StackError, StartTimeout
+from . import health, procs
+from . import state as state_file
+from .kafka import LocalKafka
+from .postgres import LocalPostgres
+from .proxy import LocalProxy
+from .state import ComponentState, StackState
+
+STOP_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 1.5
+
+
+class Component(Protocol):
+    name: str
+    stop_signal: int
+
+    def ports(self) -> list[int]: ...
+    def prepare(self) -> None: ...
+    def start(self, log: Path) -> procs.ProcessRecord: ...
+    def info(self) -> dict: ...
+    async def after_start(self) -> None: ...
+    async def probe(self) -> str: ...
+    def endpoints(self) -> dict: ...
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # start order: the quick ones first, so they boot while Postgres runs initdb
+        self.components: dict[str, Component] = {
+            c.name: c for c in (LocalProxy(settings), LocalKafka(settings), LocalPostgres(settings))
+        }
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_path
+
+    def log_path(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    def _load(self) -> StackState:
+        current = state_file.load(self.state_dir)
+        if current is None:
+            return StackState(self.name)
+        if current.backend != self.name:
+            raise StackError(f"a {current.backend} stack is recorded in {self.state_dir}; "
+                             f"run `python -m lab down` before starting the {self.name} backend")
+        return current
+
+    # -- up --------------------------------------------------------------------
+
+    def up(self) -> dict[str, str]:
+        """Bring every component up; returns {name: 'started'|'running'|'resumed'}."""
+        current = self._load()
+        actions: dict[str, str] = {}
+        to_start: list[Component] = []
+        for name, component in self.components.items():
+            recorded = current.components.get(name)
+            if recorded and recorded.process and procs.is_ours(recorded.process):
+                if procs.state_letter(recorded.process.pid) == "T":
+                    os.kill(recorded.process.pid, signal.SIGCONT)
+                    actions[name] = "resumed"
+                else:
+                    actions[name] = "running"
+            else:
+                to_start.append(component)
+        for component in to_start:
+            for port in component.ports():
+                procs.require_free(port)
+        for component in to_start:
+            component.prepare()
+        started: list[str] = []
+        try:
+            for component in to_start:
+                record = component.start(self.log_path(component.name))
+                current.components[component.name] = ComponentState(component.name, record, info=component.info())
+                state_file.save(self.state_dir, current)
+                started.append(component.name)
+                actions[component.name] = "started"
+            asyncio.run(self._wait_healthy([self.components[n] for n in started], self.components.values()))
+        except BaseException:
+            self._stop([current.components[n] for n in started])
+            for name in started:
+                current.components.pop(name, None)
+            if current.components:
+                state_file.save(self.state_dir, current)
+            else:
+                state_file.clear(self.state_dir)
+            raise
+        return actions
+
+    async def _wait_healthy(self, started: list[Component], everything: object) -> None:
+        timeout = self.settings.start_timeout_s
+
+        async def ready(component: Component) -> None:
+            try:
+                if component in started:
+                    await asyncio.wait_for(component.after_start(), timeout)
+                await health.wait_healthy(component.probe, timeout)
+            except (health.Unhealthy, asyncio.TimeoutError, OSError) as err:
+                log = self.log_path(component.name)
+                raise StartTimeout(
+                    f"{component.name} did not become healthy within {timeout:g}s: {err or 'timed out'}\n"
+                    f"last lines of {log}:\n{procs.tail(log)}") from None
+
+        await asyncio.gather(*(ready(c) for c in everything))  # type: ignore[attr-defined]
+
+    # -- down ------------------------------------------------------------------
+
+    def _stop(self, components: list[ComponentState]) -> list[str]:
+        """Signal every recorded process first, then wait for each: parallel shutdown."""
+        signalled = []
+        for recorded in components:
+            if recorded.process is None or not procs.is_ours(recorded.process):
+                continue
+            sig = self.components[recorded.name].stop_signal if recorded.name in self.components else signal.SIGTERM
+            try:
+                if procs.state_letter(recorded.process.pid) == "T":
+                    os.kill(recorded.process.pid, signal.SIGCONT)
+                os.kill(recorded.process.pid, sig)
+                signalled.append(recorded)
+            except ProcessLookupError:
+                continue
+        for recorded in signalled:
+            if not procs.wait_gone(recorded.process, STOP_TIMEOUT_S):
+                procs.stop(recorded.process, signal.SIGKILL, STOP_TIMEOUT_S)
+        return [r.name for r in signalled]
+
+    def down(self, purge: bool = False) -> list[str]:
+        current = self._load()
+        stopped = self._stop(list(current.components.values()))
+        ports = [p for c in self.components.values() for p in c.ports()]
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and still_listening(ports):
+            time.sleep(0.02)
+        state_file.clear(self.state_dir)
+        if purge:
+            self.purge(current)
+        return stopped
+
+    def purge(self, current: StackState) -> None:
+        for recorded in current.components.values():
+            data_dir = recorded.info.get("data_dir")
+            if data_dir:
+                shutil.rmtree(Path(data_dir).parent, ignore_errors=True)
+        shutil.rmtree(self.state_dir / "postgres", ignore_errors=True)
+
+    # -- status, logs, heal ----------------------------------------------------
+
+    def status(self) -> dict:
+        current = state_file.load(self.state_dir)
+        if current is not None and current.backend != self.name:
+            raise StackError(f"the recorded stack is {current.backend}")
+        recorded = current.components if current else {}
+
+        async def probe(component: Component) -> tuple[bool, str]:
+            try:
+                return True, await asyncio.wait_for(component.probe(), PROBE_TIMEOUT_S)
+            except (health.Unhealthy, asyncio.TimeoutError, OSError) as err:
+                return False, str(err) or "timed out"
+
+        names = list(self.components)
+        results = asyncio.run(_gather(*(probe(self.components[n]) for n in names)))
+        report = {}
+        for name, (healthy, detail) in zip(names, results):
+            entry = recorded.get(name)
+            process = entry.process if entry else None
+            running = bool(process and procs.is_ours(process))
+            paused = running and procs.state_letter(process.pid) == "T"  # type: ignore[union-attr]
+            report[name] = {
+                "pid": process.pid if process else None,
+                "running": running,
+                "paused": paused,
+                "healthy": healthy and running,
+                "health": detail if running else ("not started" if process is None else "not running"),
+                **self.components[name].endpoints(),
+                "log": str(self.log_path(name)),
+            }
+        return {"backend": self.name, "up": current is not None, "components": report}
+
+    def logs(self, names: list[str], lines: int) -> str:
+        out = []
+        for name in names or list(self.components):
+            if name not in self.components:
+                raise StackError(f"no component {name!r}: choose from {', '.join(self.components)}")
+            out.append(f"==> {self.log_path(name)} <==\n{procs.tail(self.log_path(name), lines)}")
+        return "\n".join(out)
+
+    def resume_paused(self) -> list[str]:
+        current = state_file.load(self.state_dir)
+        resumed = []
+        for recorded in (current.components.values() if current else []):
+            if recorded.process and procs.is_ours(recorded.process) and procs.state_letter(recorded.process.pid) == "T":
+                os.kill(recorded.process.pid, signal.SIGCONT)
+                resumed.append(recorded.name)
+        return resumed
+
+
+def still_listening(ports: list[int]) -> set[int]:
+    """The subset of ``ports`` something still listens on."""
+    return {port for port in ports if procs.listening_inodes(port)}
+
+
+async def _gather(*aws):  # type: ignore[no-untyped-def]
+    return await asyncio.gather(*aws)

@@ -1,0 +1,1 @@
+"""Scenario modules: one plain module per scenario (issue #6)."""
