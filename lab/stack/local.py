@@ -21,7 +21,7 @@ from ..errors import StackError, StartTimeout
 from . import health, procs
 from . import state as state_file
 from .kafka import LocalKafka
-from .postgres import LocalPostgres
+from .postgres import LocalPostgres, data_roots
 from .proxy import LocalProxy
 from .state import ComponentState, StackState
 
@@ -156,15 +156,12 @@ class LocalBackend:
             time.sleep(0.02)
         state_file.clear(self.state_dir)
         if purge:
-            self.purge(current)
+            self.purge()
         return stopped
 
-    def purge(self, current: StackState) -> None:
-        for recorded in current.components.values():
-            data_dir = recorded.info.get("data_dir")
-            if data_dir:
-                shutil.rmtree(Path(data_dir).parent, ignore_errors=True)
-        shutil.rmtree(self.state_dir / "postgres", ignore_errors=True)
+    def purge(self) -> None:
+        for root in data_roots(self.settings):
+            shutil.rmtree(root.parent if root.parent.name.startswith("data-") else root, ignore_errors=True)
 
     # -- status, logs, heal ----------------------------------------------------
 

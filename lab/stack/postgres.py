@@ -100,6 +100,16 @@ def reachable_bin_dir(bin_dir: Path, user: str | None) -> Path:
     return target / "bin"
 
 
+def fallback_data_root(settings: Settings) -> Path:
+    key = hashlib.sha256(str(settings.state_path).encode()).hexdigest()[:12]
+    return Path("/var/lib/chaoslab") / f"data-{key}" / "postgres"
+
+
+def data_roots(settings: Settings) -> list[Path]:
+    """Every place this lab's Postgres data may live (for --purge)."""
+    return [settings.state_path / "postgres", fallback_data_root(settings)]
+
+
 def data_root(settings: Settings, user: str | None) -> Path:
     """``<state>/postgres``, or a place under /var/lib/chaoslab when the user cannot reach the state dir."""
     preferred = settings.state_path / "postgres"
@@ -109,8 +119,7 @@ def data_root(settings: Settings, user: str | None) -> Path:
         preferred.chmod(0o700)
     if _can(user, "-w", preferred):
         return preferred
-    key = hashlib.sha256(str(settings.state_path).encode()).hexdigest()[:12]
-    fallback = Path("/var/lib/chaoslab") / f"data-{key}" / "postgres"
+    fallback = fallback_data_root(settings)
     fallback.mkdir(parents=True, exist_ok=True)
     fallback.parent.chmod(0o755)
     Path("/var/lib/chaoslab").chmod(0o755)

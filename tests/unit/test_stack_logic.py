@@ -1,0 +1,78 @@
+"""Pure logic of the stack layer: settings, compose commands, Kafka metadata parsing."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from lab.config import Settings
+from lab.errors import ConfigError, LabError, PortInUse, StackError
+from lab.stack import compose, health
+
+pytestmark = pytest.mark.unit
+
+
+def test_settings_defaults_match_the_design():
+    s = Settings.from_env({})
+    assert (s.proxy_api_port, s.pg_proxy_port, s.kafka_proxy_port) == (8474, 15432, 19092)
+    assert s.pg_dsn == "postgresql://lab:lab@127.0.0.1:15432/lab" and s.kafka_bootstrap == "127.0.0.1:19092"
+
+
+def test_settings_are_read_from_the_environment_given():
+    s = Settings.from_env({"LAB_PG_PROXY_PORT": "1234", "LAB_STATE_DIR": "/x", "LAB_BACKEND": "local",
+                           "LAB_START_TIMEOUT_S": "2.5"})
+    assert s.pg_proxy_port == 1234 and s.state_dir == Path("/x") and s.backend == "local"
+    assert s.start_timeout_s == 2.5
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LAB_BACKEND": "k8s"}, "unknown backend 'k8s'"),
+    ({"LAB_PG_PORT": "0"}, "LAB_PG_PORT='0' is not a port"),
+    ({"LAB_KAFKA_PORT": "abc"}, "LAB_KAFKA_PORT='abc'"),
+    ({"LAB_PG_PORT": "19092"}, "LAB_PG_PORT and LAB_KAFKA_PROXY_PORT are both 19092"),
+    ({"LAB_START_TIMEOUT_S": "-1"}, "LAB_START_TIMEOUT_S='-1' must be a positive"),
+])
+def test_bad_settings_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_errors_share_one_root_and_carry_exit_codes():
+    assert issubclass(PortInUse, StackError) and issubclass(StackError, LabError)
+    assert ConfigError("x").exit_code == 2 and StackError("x").exit_code == 3
+    assert "port 5 on 127.0.0.1 is already in use by pid 1 (init)" in str(PortInUse(5, "pid 1 (init)"))
+
+
+def test_compose_commands_name_the_project_and_file():
+    up = compose.up_command(30)
+    assert up[:6] == ["docker", "compose", "-f", str(compose.COMPOSE_FILE), "-p", "chaoslab"]
+    assert "--wait" in up and up[-3:] == ["toxiproxy", "postgres", "kafka"]
+    assert compose.down_command(purge=True)[-1] == "--volumes"
+    assert "--volumes" not in compose.down_command(purge=False)
+
+
+def test_compose_ps_output_in_both_formats():
+    lines = '{"Service":"kafka","State":"running"}\n{"Service":"postgres","State":"paused"}'
+    assert compose.parse_ps(lines)["postgres"]["State"] == "paused"
+    assert compose.parse_ps('[{"Service":"toxiproxy","State":"exited"}]')["toxiproxy"]["State"] == "exited"
+    assert compose.parse_ps("") == {}
+
+
+def test_kafka_metadata_brokers_are_parsed():
+    def broker(node: int, host: str, port: int) -> bytes:
+        return struct.pack(">ih", node, len(host)) + host.encode() + struct.pack(">ih", port, -1)
+
+    body = struct.pack(">ii", 7, 2) + broker(1, "127.0.0.1", 19092) + broker(2, "kafka", 9092)
+    assert health.parse_brokers(body) == [(1, "127.0.0.1", 19092), (2, "kafka", 9092)]
+
+
+def test_proxy_config_routes_clients_to_the_real_servers():
+    import json
+
+    config = json.loads(health.proxy_config(15432, 25432, 19092, 29092))
+    assert config == [
+        {"name": "postgres", "listen": "127.0.0.1:15432", "upstream": "127.0.0.1:25432"},
+        {"name": "kafka", "listen": "127.0.0.1:19092", "upstream": "127.0.0.1:29092"},
+    ]
