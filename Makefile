@@ -31,6 +31,7 @@ lab-status: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/stack_bench.py
+	$(PY) bench/breaker_bench.py
 
 proxy: $(STAMP)
 	$(PY) -m lab.proxy -host 127.0.0.1

@@ -3,6 +3,8 @@
     LabError
      ├── UsageError            bad command-line input (exit code 2)
      ├── ConfigError           a LAB_* setting is invalid
+     ├── BreakerError          circuit breakers
+     │    └── CallNotPermitted a breaker refused a call (OPEN, FORCED_OPEN, or HALF_OPEN out of permits)
      └── StackError            the stack could not be brought up, down or inspected (exit code 3)
           ├── PortInUse        names the port and the process holding it
           ├── BinaryNotFound   says how to install what is missing
@@ -29,6 +31,17 @@ class UsageError(LabError):
 
 class ConfigError(LabError):
     exit_code = 2
+
+
+class BreakerError(LabError):
+    pass
+
+
+class CallNotPermitted(BreakerError):
+    def __init__(self, breaker: str, state: str) -> None:
+        super().__init__(f"circuit breaker {breaker!r} is {state} and does not permit further calls")
+        self.breaker = breaker
+        self.state = state
 
 
 class StackError(LabError):
