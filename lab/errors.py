@@ -5,6 +5,11 @@
      ├── ConfigError           a LAB_* setting is invalid
      ├── BreakerError          circuit breakers
      │    └── CallNotPermitted a breaker refused a call (OPEN, FORCED_OPEN, or HALF_OPEN out of permits)
+     ├── ClientError           the resilient clients' infrastructure failures (business errors pass through)
+     │    ├── DatabaseUnavailable  Postgres could not be reached or dropped the connection
+     │    ├── QueryTimeout         a command ran past its timeout
+     │    ├── PoolExhausted        no pooled connection within the acquire timeout
+     │    └── KafkaUnavailable     the broker could not be reached within a bound
      └── StackError            the stack could not be brought up, down or inspected (exit code 3)
           ├── PortInUse        names the port and the process holding it
           ├── BinaryNotFound   says how to install what is missing
@@ -42,6 +47,26 @@ class CallNotPermitted(BreakerError):
         super().__init__(f"circuit breaker {breaker!r} is {state} and does not permit further calls")
         self.breaker = breaker
         self.state = state
+
+
+class ClientError(LabError):
+    pass
+
+
+class DatabaseUnavailable(ClientError):
+    pass
+
+
+class QueryTimeout(ClientError):
+    pass
+
+
+class PoolExhausted(ClientError):
+    pass
+
+
+class KafkaUnavailable(ClientError):
+    pass
 
 
 class StackError(LabError):

@@ -29,7 +29,7 @@ import contextvars
 import functools
 import inspect
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, NamedTuple, TypeVar
 
 from ..errors import CallNotPermitted
 from .config import BreakerConfig
@@ -38,6 +38,12 @@ from .store import StateStore, StoredState
 from .windows import FAILURE, SLOW_FAILURE, SLOW_SUCCESS, SUCCESS, CountWindow, Snapshot, TimeWindow
 
 T = TypeVar("T")
+
+
+class Permit(NamedTuple):
+    generation: int
+    half_open: bool
+    started_at: float
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 DISABLED, FORCED_OPEN, METRICS_ONLY = BreakerState.DISABLED, BreakerState.FORCED_OPEN, BreakerState.METRICS_ONLY
 _NEITHER = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
@@ -187,21 +193,32 @@ class CircuitBreaker:
             self.listeners.emit(BreakerEvent("not_permitted", self.name, self._clock()))
         raise CallNotPermitted(self.name, state.value)
 
-    def try_acquire(self) -> bool:
-        """For callers that record outcomes themselves (on_success / on_error)."""
-        try:
-            self._acquire()
-        except CallNotPermitted:
-            return False
-        return True
+    def acquire_permission(self) -> Permit:
+        """Permission for one call whose outcome the caller reports later with ``record_result``.
+
+        Raises CallNotPermitted. For work that is not one awaitable (e.g. a send
+        whose acknowledgement arrives by callback).
+        """
+        generation, permit = (self._generation, False) if self._closed else self._acquire()
+        return Permit(generation, permit, self._clock())
+
+    def record_result(self, permit: Permit, error: BaseException | None = None) -> None:
+        """Report the outcome of a call started with ``acquire_permission``."""
+        duration = self._clock() - permit.started_at
+        if error is None:
+            self.on_success(duration, permit.generation)
+        else:
+            self.on_error(error, duration, permit.generation, permit.half_open)
 
     # -- outcomes ------------------------------------------------------------------
 
     def _record(self, outcome: int, generation: int, duration_s: float, error: BaseException | None) -> None:
         now = self._clock()
         if generation == self._generation and self._state is not DISABLED:
-            self._window.record(outcome, now)
-            self._evaluate(now)
+            window = self._window
+            window.record(outcome, now)
+            if outcome or window.failed or window.slow or self._state is not CLOSED:
+                self._evaluate(now)  # a success among successes cannot change a CLOSED breaker
         kind = "error" if outcome & 1 else "success"
         if self.listeners.by_kind[kind]:
             self.listeners.emit(BreakerEvent(kind, self.name, now, duration_s=duration_s, error=error))

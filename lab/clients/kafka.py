@@ -1,0 +1,387 @@
+"""KafkaProducer and KafkaConsumer over aiokafka, bounded and accountable.
+
+Producer:
+* ``send()`` always resolves within ``send_deadline_s`` to a Delivery
+  (acked / failed / unknown, see ledger.py), recorded in ``producer.ledger``.
+  It never raises for a delivery problem: the ledger is the record;
+* a circuit breaker around sends: while it is open, sends fail at once
+  (status failed, error CallNotPermitted) instead of queueing behind an outage;
+* ``stop()`` returns within ``stop_timeout_s`` even during an outage (aiokafka's
+  own stop waits to flush); what was still pending resolves as unknown.
+
+Consumer: explicit commits only, offset queries with explicit partitions
+(Tansu needs them), lag per partition, and ``read_all`` for read-back checks.
+
+Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
+from ..resilience import BreakerConfig, CircuitBreaker
+from .ledger import ACKED, FAILED, UNKNOWN, Delivery, DeliveryLedger
+from .observability import Histogram, log_event
+
+log = logging.getLogger("lab.clients.kafka")
+
+
+def default_breaker() -> BreakerConfig:
+    return BreakerConfig(
+        failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
+        permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=15.0,
+        slow_call_duration_s=5.0, slow_call_rate_threshold=100,
+        record_exceptions=(KafkaError, KafkaUnavailable, OSError, TimeoutError),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str
+    client_id: str = "chaoslab"
+    send_deadline_s: float = 5.0
+    request_timeout_s: float = 2.0
+    start_timeout_s: float = 5.0
+    stop_timeout_s: float = 3.0
+    linger_ms: int = 5
+    acks: str | int = "all"
+    breaker: BreakerConfig | None = None
+
+    def __post_init__(self) -> None:
+        # aiokafka bounds send() by request_timeout twice over (metadata wait, then buffer
+        # space); keeping that inside the deadline is what lets enqueue() skip its own timer.
+        if self.request_timeout_s * 2 > self.send_deadline_s:
+            raise ConfigError(f"KafkaSettings: send_deadline_s ({self.send_deadline_s:g}) must be at least twice "
+                              f"request_timeout_s ({self.request_timeout_s:g})")
+
+class KafkaProducer:
+    def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
+                 ledger: DeliveryLedger | None = None) -> None:
+        self.settings = settings
+        self.breaker = breaker or CircuitBreaker(f"kafka-producer:{settings.client_id}",
+                                                 settings.breaker or default_breaker())
+        self.ledger = ledger or DeliveryLedger()
+        self.send_latency = Histogram()
+        self._producer: AIOKafkaProducer | None = None
+        self._deadlines = _DeadlineSweeper()
+
+    async def start(self) -> "KafkaProducer":
+        s = self.settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap, client_id=s.client_id, acks=s.acks, enable_idempotence=False,
+            request_timeout_ms=int(s.request_timeout_s * 1000), linger_ms=s.linger_ms,
+            retry_backoff_ms=100, metadata_max_age_ms=30_000, connections_max_idle_ms=60_000,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), s.start_timeout_s)
+        except (KafkaError, OSError, asyncio.TimeoutError) as err:
+            await _bounded(producer.stop(), s.stop_timeout_s)
+            raise KafkaUnavailable(f"producer cannot reach {s.bootstrap} within {s.start_timeout_s:g}s: "
+                                   f"{err or type(err).__name__}") from err
+        self._producer = producer
+        return self
+
+    async def __aenter__(self) -> "KafkaProducer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None,
+                   message_id: str | None = None) -> Delivery:
+        """Send one message; resolves within send_deadline_s to an acked, failed or unknown Delivery."""
+        return await await_delivery(await self.enqueue(topic, value, key, message_id))
+
+    async def enqueue(self, topic: str, value: bytes, key: bytes | None = None,
+                      message_id: str | None = None) -> "asyncio.Future[Delivery]":
+        """Hand one message to the producer; returns a future of its Delivery.
+
+        Await the returned futures together to pipeline sends (as with raw
+        aiokafka). Each resolves by its deadline whether or not anyone awaits it,
+        and is recorded in the ledger either way.
+        """
+        message_id = message_id or (key.decode() if key else uuid.uuid4().hex)
+        key = key if key is not None else message_id.encode()
+        loop = asyncio.get_running_loop()
+        sent_at = time.monotonic()
+        deadline = sent_at + self.settings.send_deadline_s
+        try:
+            permit = self.breaker.acquire_permission()
+        except CallNotPermitted as err:
+            return _done(loop, self._resolve(message_id, topic, FAILED, sent_at, error=err))
+        producer = self._producer
+        try:
+            if producer is None:
+                raise KafkaUnavailable("the producer is not started")
+            kafka_future = await producer.send(topic, value, key=key)  # bounded by request_timeout (see settings)
+        except asyncio.CancelledError as err:
+            self.breaker.record_result(permit, err)
+            raise
+        except Exception as err:  # refused before it entered the producer's buffer
+            self.breaker.record_result(permit, err)
+            return _done(loop, self._resolve(message_id, topic, FAILED, sent_at, error=err))
+        pending = _Pending(self, loop, kafka_future, permit, message_id, topic, sent_at)
+        self._deadlines.add(loop, pending, deadline)
+        return pending.result
+
+    def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
+                 partition: int | None = None, offset: int | None = None) -> Delivery:
+        resolved_at = time.monotonic()
+        self.send_latency.observe(resolved_at - sent_at)
+        delivery = self.ledger.record(Delivery(
+            message_id=message_id, topic=topic, status=status, partition=partition, offset=offset,
+            error_class=type(error).__name__ if error is not None else None,
+            error=str(error) if error is not None else None, sent_at=sent_at, resolved_at=resolved_at))
+        if status != ACKED:
+            log_event(log, logging.INFO, "send not acknowledged", message_id=message_id, topic=topic, status=status,
+                      error_class=delivery.error_class)
+        return delivery
+
+    async def stop(self) -> None:
+        """Flush and close within stop_timeout_s; past it, abandon the flush and close the connections."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        if await _bounded(producer.stop(), self.settings.stop_timeout_s):
+            return
+        log_event(log, logging.WARNING, "producer stop timed out; closing without flushing",
+                  timeout_s=self.settings.stop_timeout_s)
+        sender = getattr(producer, "_sender", None)
+        task = getattr(sender, "sender_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+        await _bounded(producer.client.close(), 1.0)
+
+    def prometheus(self) -> str:
+        counts = self.ledger.counts()
+        labels = f'client="{self.settings.client_id}"'
+        lines = ["# TYPE lab_kafka_deliveries_total counter"]
+        lines += [f'lab_kafka_deliveries_total{{{labels},status="{status}"}} {n}' for status, n in counts.items()]
+        lines += ["# TYPE lab_kafka_send_seconds histogram"]
+        lines += self.send_latency.prometheus("lab_kafka_send_seconds", labels)
+        return "\n".join(lines) + "\n" + self.breaker.prometheus()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerSettings:
+    bootstrap: str
+    group_id: str | None = None
+    client_id: str = "chaoslab-consumer"
+    request_timeout_s: float = 3.0
+    start_timeout_s: float = 5.0
+    stop_timeout_s: float = 3.0
+    session_timeout_s: float = 10.0
+    heartbeat_interval_s: float = 3.0
+
+
+class KafkaConsumer:
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self.settings = settings
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def raw(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise KafkaUnavailable("the consumer is not started (call start())")
+        return self._consumer
+
+    async def start(self) -> "KafkaConsumer":
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap, group_id=s.group_id, client_id=s.client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            request_timeout_ms=int(s.request_timeout_s * 1000),
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), s.start_timeout_s)
+        except (KafkaError, OSError, asyncio.TimeoutError) as err:
+            await _bounded(consumer.stop(), s.stop_timeout_s)
+            raise KafkaUnavailable(f"consumer cannot reach {s.bootstrap}: {err or type(err).__name__}") from err
+        self._consumer = consumer
+        return self
+
+    async def __aenter__(self) -> "KafkaConsumer":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        """The topic's partitions, waiting (bounded) for metadata that names them."""
+        deadline = time.monotonic() + self.settings.request_timeout_s
+        while True:
+            found = self.raw.partitions_for_topic(topic)
+            if found:
+                return [TopicPartition(topic, p) for p in sorted(found)]
+            if time.monotonic() >= deadline:
+                raise KafkaUnavailable(f"no partitions known for topic {topic!r}")
+            await _bounded(self.raw._client.force_metadata_update(), self.settings.request_timeout_s)
+            await asyncio.sleep(0.05)
+
+    async def assign(self, partitions: list[TopicPartition], from_beginning: bool = False) -> None:
+        """Assign partitions and wait (bounded) until each has a position: the group's
+        committed offset, the reset policy's, or the beginning with ``from_beginning``."""
+        consumer = self.raw
+        consumer.assign(partitions)
+        timeout = self.settings.request_timeout_s
+        try:
+            for tp in partitions:
+                await asyncio.wait_for(consumer.position(tp), timeout)
+            if from_beginning:
+                await asyncio.wait_for(consumer.seek_to_beginning(*partitions), timeout)
+                for tp in partitions:
+                    await asyncio.wait_for(consumer.position(tp), timeout)
+        except (KafkaError, asyncio.TimeoutError, OSError) as err:
+            raise KafkaUnavailable(f"cannot assign {partitions}: {err or type(err).__name__}") from err
+
+    async def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
+        batches = await asyncio.wait_for(self.raw.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records),
+                                         timeout_s + self.settings.request_timeout_s)
+        return [record for records in batches.values() for record in records]
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        try:
+            await asyncio.wait_for(self.raw.commit(offsets), self.settings.request_timeout_s)
+        except (KafkaError, asyncio.TimeoutError, OSError) as err:
+            raise KafkaUnavailable(f"commit failed: {err or type(err).__name__}") from err
+
+    async def lag(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """End offset minus position, per partition (explicit partitions: Tansu needs them)."""
+        timeout = self.settings.request_timeout_s
+        try:
+            ends = await asyncio.wait_for(self.raw.end_offsets(partitions), timeout)
+            positions = {tp: await asyncio.wait_for(self.raw.position(tp), timeout) for tp in partitions}
+        except (KafkaError, asyncio.TimeoutError, OSError) as err:
+            raise KafkaUnavailable(f"cannot measure lag: {err or type(err).__name__}") from err
+        return {tp: max(0, ends[tp] - positions[tp]) for tp in partitions}
+
+    async def read_all(self, topic: str, timeout_s: float = 10.0) -> list[Any]:
+        """Every record of ``topic`` from the beginning to the current end offsets."""
+        partitions = await self.partitions(topic)
+        consumer = self.raw
+        await self.assign(partitions, from_beginning=True)
+        ends = await asyncio.wait_for(consumer.end_offsets(partitions), self.settings.request_timeout_s)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            positions = {tp: await asyncio.wait_for(consumer.position(tp), self.settings.request_timeout_s)
+                         for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions):
+                return records
+            records += await self.poll(min(0.5, max(0.05, deadline - time.monotonic())))
+        raise KafkaUnavailable(f"read-back of {topic!r} did not reach the end offsets within {timeout_s:g}s")
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None and not await _bounded(consumer.stop(), self.settings.stop_timeout_s):
+            log_event(log, logging.WARNING, "consumer stop timed out", timeout_s=self.settings.stop_timeout_s)
+
+
+class _Pending:
+    """Resolves one enqueued send by whichever comes first: aiokafka's answer or the deadline."""
+
+    __slots__ = ("producer", "permit", "message_id", "topic", "sent_at", "result")
+
+    def __init__(self, producer: KafkaProducer, loop: asyncio.AbstractEventLoop, kafka_future: Any, permit: Any,
+                 message_id: str, topic: str, sent_at: float) -> None:
+        self.producer = producer
+        self.permit = permit
+        self.message_id = message_id
+        self.topic = topic
+        self.sent_at = sent_at
+        self.result: asyncio.Future[Delivery] = loop.create_future()
+        kafka_future.add_done_callback(self._answered)
+
+    def _answered(self, kafka_future: Any) -> None:
+        if self.result.done():
+            return
+        if kafka_future.cancelled():
+            self._finish(UNKNOWN, asyncio.CancelledError("delivery future cancelled"))
+            return
+        error = kafka_future.exception()
+        if error is not None:
+            self._finish(UNKNOWN, error)  # it may have reached the broker before failing
+            return
+        metadata = kafka_future.result()
+        producer = self.producer
+        producer.breaker.record_result(self.permit)
+        self.result.set_result(producer._resolve(self.message_id, self.topic, ACKED, self.sent_at,
+                                                 partition=metadata.partition, offset=metadata.offset))
+
+    def expire(self) -> None:
+        if not self.result.done():
+            self._finish(UNKNOWN, TimeoutError(f"no acknowledgement within "
+                                               f"{self.producer.settings.send_deadline_s:g}s"))
+
+    def _finish(self, status: str, error: BaseException) -> None:
+        self.producer.breaker.record_result(self.permit, error)
+        self.result.set_result(self.producer._resolve(self.message_id, self.topic, status, self.sent_at, error=error))
+
+
+class _DeadlineSweeper:
+    """One timer for all pending sends: deadlines grow with enqueue order, so a FIFO suffices."""
+
+    __slots__ = ("queue", "timer")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[float, _Pending]] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, pending: _Pending, deadline: float) -> None:
+        self.queue.append((deadline, pending))
+        if self.timer is None:
+            self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self.queue
+        while queue and queue[0][1].result.done():
+            queue.popleft()  # answered already
+        if not queue:
+            self.timer = None
+            return
+        self.timer = loop.call_later(max(0.0, queue[0][0] - time.monotonic()), self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = time.monotonic()
+        queue = self.queue
+        while queue and queue[0][0] <= now:
+            queue.popleft()[1].expire()
+        self._arm(loop)
+
+
+def _done(loop: asyncio.AbstractEventLoop, delivery: Delivery) -> "asyncio.Future[Delivery]":
+    future: asyncio.Future[Delivery] = loop.create_future()
+    future.set_result(delivery)
+    return future
+
+
+async def await_delivery(future: "asyncio.Future[Delivery]") -> Delivery:
+    """Await a delivery future without letting the caller's cancellation cancel it."""
+    return await asyncio.shield(future)
+
+
+async def _bounded(awaitable: Any, timeout_s: float) -> bool:
+    """Await with a bound; True if it finished (errors included), False if it timed out."""
+    try:
+        await asyncio.wait_for(awaitable, timeout_s)
+    except asyncio.TimeoutError:
+        return False
+    except (KafkaError, OSError) as err:
+        log_event(log, logging.DEBUG, "error while closing", error=repr(err))
+    return True
+
+
+__all__ = ["ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
+           "default_breaker"]

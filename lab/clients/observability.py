@@ -1,0 +1,72 @@
+"""JSON-lines structured logs and Prometheus-style metrics shared by the clients."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import time
+from typing import Any
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Histogram:
+    """Cumulative-bucket histogram (Prometheus semantics) with a sum and a count."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # last: +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def quantile(self, q: float) -> float:
+        """Upper bound of the bucket holding the q-quantile (inf if beyond the last bucket)."""
+        if self.count == 0:
+            return 0.0
+        rank = q * self.count
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return self.buckets[index] if index < len(self.buckets) else float("inf")
+        return float("inf")
+
+    def prometheus(self, name: str, labels: str) -> list[str]:
+        lines, cumulative = [], 0
+        for bound, count in zip((*self.buckets, float("inf")), self.counts):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {cumulative}')
+        lines += [f"{name}_sum{{{labels}}} {self.sum}", f"{name}_count{{{labels}}} {self.count}"]
+        return lines
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and any ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
+    if logger.isEnabledFor(level):
+        logger.log(level, msg, extra={"fields": fields})
+
+
+def now() -> float:
+    return time.monotonic()

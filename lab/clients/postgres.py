@@ -1,0 +1,383 @@
+"""PostgresClient: an asyncpg pool that behaves during faults, and proves it.
+
+What it adds to asyncpg's pool:
+* bounds everywhere: connect, acquire, command and close timeouts;
+* TCP keepalive on every client socket, so a silently dead peer is noticed;
+* a connection idle longer than ``validate_idle_after_s`` is checked with
+  ``SELECT 1`` before it is handed out, and replaced if that fails;
+* a circuit breaker around each operation (acquire + query). Business errors
+  (constraint violations, syntax errors...) neither trip nor reset it and pass
+  through unchanged; infrastructure failures are raised as
+  DatabaseUnavailable / QueryTimeout / PoolExhausted (LabError) with the
+  original as ``__cause__``;
+* ``close()`` that returns within its bound, falling back to ``terminate()``;
+* stats (size, idle, in use, waiting, acquire latency) and a leak check against
+  the server's ``pg_stat_activity``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import socket
+import time
+from typing import Any, AsyncIterator
+
+import asyncpg
+
+from ..errors import CallNotPermitted, DatabaseUnavailable, PoolExhausted, QueryTimeout
+from ..resilience import BreakerConfig, CircuitBreaker
+from .observability import Histogram, log_event
+
+log = logging.getLogger("lab.clients.postgres")
+
+#: SQLSTATE classes that mean the server or the path to it is in trouble, not the query:
+#: 08 connection exception, 53 insufficient resources, 57 operator intervention (incl.
+#: 57014 query canceled = statement timeout), 58 system error.
+_INFRA_CLASSES = ("08", "53", "57", "58")
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database or the network, False for the application's own errors."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, DatabaseUnavailable,
+                        QueryTimeout, PoolExhausted)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return (getattr(exc, "sqlstate", None) or "")[:2] in _INFRA_CLASSES
+    return False
+
+
+def default_breaker() -> BreakerConfig:
+    return BreakerConfig(
+        failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
+        permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=10.0,
+        slow_call_duration_s=2.0, slow_call_rate_threshold=100,
+        record_exceptions=(is_infrastructure_error,),
+        ignore_exceptions=(lambda e: isinstance(e, asyncpg.PostgresError) and not is_infrastructure_error(e),),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresSettings:
+    dsn: str
+    min_size: int = 2
+    max_size: int = 10
+    connect_timeout_s: float = 2.0
+    acquire_timeout_s: float = 2.0
+    command_timeout_s: float = 2.0
+    close_timeout_s: float = 3.0
+    validate_idle_after_s: float = 5.0
+    validation_timeout_s: float = 1.0
+    keepalive_idle_s: int = 5
+    keepalive_interval_s: int = 2
+    keepalive_count: int = 3
+    max_inactive_connection_lifetime_s: float = 300.0
+    application_name: str = "chaoslab"
+    #: how often a busy backend checks that we are still there (PG >= 14); 0 disables
+    client_check_interval_ms: int = 1000
+    breaker: BreakerConfig | None = None  # None: default_breaker(); pass one to tune it
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStats:
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+    max_size: int
+    acquires: int
+    acquire_p50_s: float
+    acquire_p99_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakReport:
+    server_sessions: int  # pg_stat_activity rows with our application_name (the checking session excluded)
+    pool_size: int
+    leaked: int  # sessions the server holds for us that the pool does not know about
+
+    @property
+    def ok(self) -> bool:
+        return self.leaked == 0
+
+
+def _set_keepalive(conn: asyncpg.Connection, settings: PostgresSettings) -> None:
+    transport = getattr(conn, "_transport", None)  # asyncpg has no public socket accessor
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", settings.keepalive_idle_s), ("TCP_KEEPINTVL", settings.keepalive_interval_s),
+                          ("TCP_KEEPCNT", settings.keepalive_count)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+class PostgresClient:
+    def __init__(self, settings: PostgresSettings, breaker: CircuitBreaker | None = None) -> None:
+        self.settings = settings
+        self.breaker = breaker or CircuitBreaker(f"postgres:{settings.application_name}",
+                                                 settings.breaker or default_breaker())
+        self.pool: asyncpg.Pool | None = None
+        self.acquire_latency = Histogram()
+        self._waiting = 0
+        self._last_used: dict[int, float] = {}  # server pid -> monotonic time it was released
+        self._in_use: set[int] = set()  # server pids of connections handed out and not yet released
+        self.replaced_connections = 0
+
+    # -- life cycle --------------------------------------------------------------
+
+    async def start(self) -> "PostgresClient":
+        s = self.settings
+
+        async def init(conn: asyncpg.Connection) -> None:
+            _set_keepalive(conn, s)
+
+        try:
+            self.pool = await asyncio.wait_for(asyncpg.create_pool(
+                s.dsn, min_size=s.min_size, max_size=s.max_size, timeout=s.connect_timeout_s,
+                command_timeout=s.command_timeout_s, init=init,
+                max_inactive_connection_lifetime=s.max_inactive_connection_lifetime_s,
+                server_settings=self._server_settings(),
+            ), s.connect_timeout_s * max(1, s.min_size) + 1)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            raise DatabaseUnavailable(f"cannot open a pool to {_redact(s.dsn)}: {err or type(err).__name__}") from err
+        return self
+
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"application_name": self.settings.application_name}
+        if self.settings.client_check_interval_ms > 0:
+            settings["client_connection_check_interval"] = str(self.settings.client_check_interval_ms)
+        return settings
+
+    async def close(self) -> None:
+        """Close gracefully within close_timeout_s; past it, terminate every connection.
+
+        A terminated connection's backend may be busy in a query and not notice
+        for a while, so the sessions this client still had in use are also ended
+        server-side (pg_terminate_backend on exactly those pids), within the same bound.
+        """
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), self.settings.close_timeout_s)
+            return
+        except (asyncio.TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
+            log_event(log, logging.WARNING, "pool close timed out or failed; terminating", error=repr(err),
+                      in_use=len(self._in_use))
+        pids = sorted(self._in_use)
+        pool.terminate()
+        if pids:
+            await self._terminate_backends(pids)
+
+    async def _terminate_backends(self, pids: list[int]) -> None:
+        s = self.settings
+        try:
+            conn = await asyncpg.connect(s.dsn, timeout=s.connect_timeout_s, server_settings=self._server_settings())
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log_event(log, logging.WARNING, "cannot reach the server to end our sessions", error=repr(err))
+            return
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND pid = ANY($2::int[]) AND pid <> pg_backend_pid()",
+                s.application_name, pids, timeout=s.command_timeout_s)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log_event(log, logging.WARNING, "ending our sessions failed", error=repr(err))
+        finally:
+            conn.terminate()
+
+    async def __aenter__(self) -> "PostgresClient":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connections -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A validated pooled connection, released (or discarded if broken) afterwards."""
+        conn, pid = await self._acquire()
+        broken = False
+        try:
+            yield conn
+        except BaseException as exc:
+            broken = is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
+            raise
+        finally:
+            await self._release(conn, pid, broken)
+
+    async def _acquire(self) -> tuple[asyncpg.Connection, int]:
+        if self.pool is None:
+            raise DatabaseUnavailable("the client is not started (call start())")
+        s = self.settings
+        deadline = time.monotonic() + s.acquire_timeout_s
+        started = time.monotonic()
+        self._waiting += 1
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolExhausted(f"no connection within {s.acquire_timeout_s:g}s "
+                                        f"(pool size {self.pool.get_size()}/{s.max_size})")
+                try:
+                    if self.pool.get_idle_size() > 0:
+                        conn = await self.pool.acquire()  # will not wait for a release (connect is bounded)
+                    else:
+                        async with asyncio.timeout(left):  # no extra task, unlike acquire(timeout=...)
+                            conn = await self.pool.acquire()
+                except TimeoutError:
+                    raise PoolExhausted(f"no connection within {s.acquire_timeout_s:g}s "
+                                        f"(pool size {self.pool.get_size()}/{s.max_size})") from None
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
+                    if isinstance(err, asyncpg.PostgresError) and not is_infrastructure_error(err):
+                        raise
+                    raise DatabaseUnavailable(f"cannot connect: {err or type(err).__name__}") from err
+                pid = conn.get_server_pid()
+                self._in_use.add(pid)
+                if await self._valid(conn, pid):
+                    self.acquire_latency.observe(time.monotonic() - started)
+                    return conn, pid
+                self.replaced_connections += 1
+                await self._release(conn, pid, broken=True)
+        finally:
+            self._waiting -= 1
+
+    async def _valid(self, conn: asyncpg.Connection, pid: int) -> bool:
+        last = self._last_used.get(pid)
+        if last is None or time.monotonic() - last < self.settings.validate_idle_after_s:
+            return not conn.is_closed()
+        try:
+            await conn.fetchval("SELECT 1", timeout=self.settings.validation_timeout_s)
+            return True
+        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
+            log_event(log, logging.INFO, "idle connection failed validation; replacing it", pid=pid, error=repr(err))
+            return False
+
+    async def _release(self, conn: asyncpg.Connection, pid: int, broken: bool) -> None:
+        pool = self.pool
+        self._in_use.discard(pid)
+        if broken:
+            self._last_used.pop(pid, None)
+            try:
+                conn.terminate()  # the pool opens a fresh one on demand
+            except asyncpg.InterfaceError:
+                pass  # asyncpg already took back a connection it saw close
+        else:
+            self._last_used[pid] = time.monotonic()
+        if pool is None:
+            return
+        try:
+            await pool.release(conn, timeout=self.settings.close_timeout_s)
+        except asyncpg.InterfaceError:
+            pass  # asyncpg already took back a connection it saw close
+        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError) as err:
+            log_event(log, logging.WARNING, "release failed; connection terminated", pid=pid, error=repr(err))
+            conn.terminate()
+
+    # -- queries ---------------------------------------------------------------------
+
+    async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
+        async def operation() -> Any:
+            conn, pid = await self._acquire()  # explicit, not connection(): this is the hot path
+            broken = False
+            try:
+                return await getattr(conn, method)(query, *args, timeout=timeout or self.settings.command_timeout_s)
+            except BaseException as exc:
+                broken = is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
+                self._translate(method, exc, timeout)
+                raise
+            finally:
+                await self._release(conn, pid, broken)
+
+        return await self.breaker.call(operation)
+
+    def _translate(self, method: str, exc: BaseException, timeout: float | None) -> None:
+        """Raise the lab's error for an infrastructure failure; return (re-raise as is) otherwise."""
+        limit = timeout or self.settings.command_timeout_s
+        if isinstance(exc, asyncio.TimeoutError):
+            raise QueryTimeout(f"{method} ran past {limit:g}s") from exc
+        if isinstance(exc, asyncpg.QueryCanceledError):
+            raise QueryTimeout(f"{method} canceled by the server: {exc}") from exc
+        if isinstance(exc, (OSError, asyncpg.InterfaceError)):
+            raise DatabaseUnavailable(f"{method} failed: {exc or type(exc).__name__}") from exc
+        if isinstance(exc, asyncpg.PostgresError) and is_infrastructure_error(exc):
+            raise DatabaseUnavailable(f"{method} failed: {exc}") from exc
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        return await self._run("execute", query, args, timeout)
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list:
+        return await self._run("fetch", query, args, timeout)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchrow", query, args, timeout)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        return await self._run("fetchval", query, args, timeout)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside a transaction, the whole of it under the breaker."""
+        async with self.breaker:
+            async with self.connection() as conn:
+                async with conn.transaction():
+                    yield conn
+
+    # -- observation -----------------------------------------------------------------
+
+    def stats(self) -> PoolStats:
+        pool = self.pool
+        size = pool.get_size() if pool else 0
+        idle = pool.get_idle_size() if pool else 0
+        return PoolStats(size=size, idle=idle, in_use=size - idle, waiting=self._waiting,
+                         max_size=self.settings.max_size, acquires=self.acquire_latency.count,
+                         acquire_p50_s=self.acquire_latency.quantile(0.5),
+                         acquire_p99_s=self.acquire_latency.quantile(0.99))
+
+    async def leak_check(self, dsn: str | None = None) -> LeakReport:
+        """Compare the server's sessions for our application_name with the pool's size.
+
+        Uses its own short-lived connection (on ``dsn``, e.g. the unproxied address,
+        or the client's own), so it works while the pool is exhausted.
+        """
+        conn = await asyncpg.connect(dsn or self.settings.dsn, timeout=self.settings.connect_timeout_s,
+                                     server_settings={"application_name": "chaoslab-leak-check"})
+        try:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                self.settings.application_name, timeout=self.settings.command_timeout_s)
+        finally:
+            await conn.close(timeout=self.settings.close_timeout_s)
+        size = self.pool.get_size() if self.pool else 0
+        # connections that are closed client-side may linger briefly on the server
+        return LeakReport(server_sessions=count, pool_size=size, leaked=max(0, count - size))
+
+    def prometheus(self) -> str:
+        stats = self.stats()
+        labels = f'pool="{self.settings.application_name}"'
+        lines = [f"# TYPE lab_pg_pool_connections gauge"]
+        for state, value in (("idle", stats.idle), ("in_use", stats.in_use), ("total", stats.size)):
+            lines.append(f'lab_pg_pool_connections{{{labels},state="{state}"}} {value}')
+        lines += [f"# TYPE lab_pg_pool_waiting gauge", f"lab_pg_pool_waiting{{{labels}}} {stats.waiting}",
+                  f"# TYPE lab_pg_pool_replaced_connections_total counter",
+                  f"lab_pg_pool_replaced_connections_total{{{labels}}} {self.replaced_connections}",
+                  "# TYPE lab_pg_acquire_seconds histogram"]
+        lines += self.acquire_latency.prometheus("lab_pg_acquire_seconds", labels)
+        return "\n".join(lines) + "\n" + self.breaker.prometheus()
+
+
+def _redact(dsn: str) -> str:
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+__all__ = ["CallNotPermitted", "LeakReport", "PoolStats", "PostgresClient", "PostgresSettings",
+           "default_breaker", "is_infrastructure_error"]

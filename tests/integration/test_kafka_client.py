@@ -1,0 +1,94 @@
+"""KafkaProducer / KafkaConsumer on the real stack, through the proxy, across an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from lab.clients import ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, check_delivery
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 3.0
+
+
+async def test_producer_through_a_ten_second_outage(stack, proxy):
+    topic = f"outage-{uuid.uuid4().hex[:8]}"
+    producer = await KafkaProducer(KafkaSettings(stack.kafka, send_deadline_s=DEADLINE_S, request_timeout_s=1.5)).start()
+    deliveries = []
+
+    async def workload(stop_at: float):
+        sequence = 0
+        pending = set()
+        while time.monotonic() < stop_at:
+            sequence += 1
+            task = asyncio.create_task(producer.send(topic, b"payload", message_id=f"m{sequence:06d}"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(0.02)
+        deliveries.extend(await asyncio.gather(*pending))
+
+    start = time.monotonic()
+    work = asyncio.create_task(workload(start + 14))
+    await asyncio.sleep(2)
+    await proxy.disable("kafka")
+    await asyncio.sleep(10)
+    await proxy.enable("kafka")
+    await work
+    await producer.stop()
+
+    ledger = producer.ledger.entries
+    assert len(ledger) > 500
+    slowest = max(d.latency_s for d in ledger)
+    assert slowest <= DEADLINE_S + 0.5, f"a send took {slowest:.2f}s, beyond its {DEADLINE_S}s deadline"
+    counts = producer.ledger.counts()
+    assert counts["acked"] > 0 and counts["failed"] + counts["unknown"] > 0  # the outage was felt
+    async with KafkaConsumer(ConsumerSettings(stack.kafka)) as consumer:
+        records = await consumer.read_all(topic, timeout_s=15)
+    report = check_delivery(ledger, [r.key.decode() for r in records])
+    assert report.lost == () and report.failed_but_delivered == (), report.summary()
+    print("outage:", counts, report.summary())
+
+
+async def test_producer_stop_during_an_outage_is_bounded(stack, proxy):
+    producer = await KafkaProducer(KafkaSettings(stack.kafka, send_deadline_s=5, stop_timeout_s=1)).start()
+    await producer.send("stop-test", b"warm")
+    await proxy.add_toxic("kafka", "timeout", attributes={"timeout": 0})
+    pending = [asyncio.create_task(producer.send("stop-test", b"x")) for _ in range(20)]
+    await asyncio.sleep(0.3)
+    t0 = time.monotonic()
+    await producer.stop()
+    assert time.monotonic() - t0 < 2.0
+    results = await asyncio.wait_for(asyncio.gather(*pending), 10)
+    assert all(d.status != ACKED for d in results)
+
+
+async def test_consumer_commits_and_measures_lag(stack):
+    topic = f"lag-{uuid.uuid4().hex[:8]}"
+    async with KafkaProducer(KafkaSettings(stack.kafka)) as producer:
+        for i in range(10):
+            assert (await producer.send(topic, b"v", message_id=f"k{i}")).status == ACKED
+    async with KafkaConsumer(ConsumerSettings(stack.kafka, group_id=f"g-{topic}")) as consumer:
+        partitions = await consumer.partitions(topic)
+        await consumer.assign(partitions, from_beginning=True)
+        assert sum((await consumer.lag(partitions)).values()) == 10
+        records = []
+        while len(records) < 4:
+            records += await consumer.poll(1.0, max_records=4 - len(records))
+        await consumer.commit()
+        assert sum((await consumer.lag(partitions)).values()) == 6  # Tansu auto-creates 4 partitions
+        committed = [await consumer.raw.committed(tp) or 0 for tp in partitions]
+        assert sum(committed) == 4
+
+
+async def test_consumer_start_when_unreachable_fails_fast(stack, proxy):
+    from lab.errors import KafkaUnavailable
+
+    await proxy.disable("kafka")
+    t0 = time.monotonic()
+    with pytest.raises(KafkaUnavailable):
+        await KafkaConsumer(ConsumerSettings(stack.kafka, start_timeout_s=1.5)).start()
+    assert time.monotonic() - t0 < 3
