@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from .config import Settings
@@ -32,7 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="the last lines of each component's log")
     logs.add_argument("components", nargs="*", help="proxy, postgres, kafka (default: all)")
     logs.add_argument("-n", "--lines", type=int, default=50)
-    sub.add_parser("heal", help="undo faults: enable every proxy, remove every toxic, resume paused processes")
+    sub.add_parser("heal", help="undo every fault in the ledger, then enable every proxy, remove every toxic "
+                                "and resume paused processes")
+    sub.add_parser("list", help="the available scenarios")
+    run = sub.add_parser("run", help="run scenarios: exit 0 = resilient, 1 = not, 3 = infrastructure error")
+    run.add_argument("scenarios", nargs="*", help="scenario names (see `list`)")
+    run.add_argument("--all", action="store_true", help="run every scenario")
+    run.add_argument("--json", type=Path, help="write the JSON journal here")
+    run.add_argument("--junit", type=Path, help="write JUnit XML here")
+    run.add_argument("--negative-control", action="store_true",
+                     help="run against a deliberately non-resilient target (no breaker, no timeouts): must fail")
     return parser
 
 
@@ -88,10 +98,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_heal(args: argparse.Namespace) -> int:
     import asyncio
 
+    from .faults import FaultLedger, heal_ledger
     from .proxy.client import ToxiproxyClient, ToxiproxyError
     from .stack import backend
 
     settings = Settings.from_env()
+    healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))
+    print(f"ledger: {len(healed)} fault{'s' if len(healed) != 1 else ''} healed"
+          + (f" ({', '.join(healed)})" if healed else ""))
     chosen = backend.recorded(settings)
     resumed = chosen.resume_paused()
     try:
@@ -103,7 +117,81 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "heal": cmd_heal}
+def _log_to_file(path: Path) -> None:
+    """Library warnings (aiokafka, asyncpg) go to a JSON-lines file, not over the live console."""
+    import logging
+
+    from .clients.observability import JsonLinesFormatter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonLinesFormatter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .scenario import available
+
+    for name, scenario in available().items():
+        print(f"{name:<24} {scenario.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from .scenario import available, load, run_scenario
+    from .scenario.report import verdict_table, write_journal, write_junit
+    from .stack import state as state_file
+
+    if args.all == bool(args.scenarios):
+        raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
+    scenarios = list(available().values()) if args.all else load(args.scenarios)
+    settings = Settings.from_env()
+    _log_to_file(settings.state_path / "logs" / "run.log")
+    current = state_file.load(settings.state_path)
+    backend_name = current.backend if current else "none"
+    results = []
+
+    async def run_all() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
+        for scenario in scenarios:
+            if backend_name != "compose" and scenario.skip_reason_local:
+                print(f"SKIP     {scenario.name}: {scenario.skip_reason_local}")
+                continue
+            label = scenario.name + (" (negative control)" if args.negative_control else "")
+            print(f"== {label}: {scenario.description}", flush=True)
+            started = time.monotonic()
+            result = await run_scenario(scenario, settings, negative=args.negative_control,
+                                        on_phase=lambda p: print(f"   {time.monotonic() - started:6.2f}s  {p}",
+                                                                 flush=True))
+            print(f"   {result.duration_s:6.2f}s  verdict: {result.verdict.upper()}", flush=True)
+            results.append(result)
+
+    try:
+        asyncio.run(run_all())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: faults healed", file=sys.stderr)
+        return 130
+    finally:
+        if args.json:
+            write_journal(args.json, results, backend_name)
+        if args.junit:
+            write_junit(args.junit, results)
+    print()
+    print(verdict_table(results))
+    if any(r.error for r in results):
+        return 3
+    return 0 if all(r.verdict == "pass" for r in results) else 1
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "heal": cmd_heal,
+            "list": cmd_list, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

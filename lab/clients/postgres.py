@@ -237,7 +237,11 @@ class PostgresClient:
                     if isinstance(err, asyncpg.PostgresError) and not is_infrastructure_error(err):
                         raise
                     raise DatabaseUnavailable(f"cannot connect: {err or type(err).__name__}") from err
-                pid = conn.get_server_pid()
+                try:
+                    pid = conn.get_server_pid()
+                except asyncpg.InterfaceError:  # it died between acquire and now: asyncpg took it back
+                    self.replaced_connections += 1
+                    continue
                 self._in_use.add(pid)
                 if await self._valid(conn, pid):
                     self.acquire_latency.observe(time.monotonic() - started)
@@ -277,7 +281,10 @@ class PostgresClient:
             pass  # asyncpg already took back a connection it saw close
         except (asyncio.TimeoutError, OSError, asyncpg.PostgresError) as err:
             log_event(log, logging.WARNING, "release failed; connection terminated", pid=pid, error=repr(err))
-            conn.terminate()
+            try:
+                conn.terminate()
+            except asyncpg.InterfaceError:
+                pass  # the failed release already detached it
 
     # -- queries ---------------------------------------------------------------------
 

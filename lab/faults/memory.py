@@ -1,0 +1,135 @@
+"""Memory pressure: a cgroup memory limit on a component (v1 or v2), and a bounded memory hog."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..stack import procs
+from . import targets
+from .base import Fault, FaultError, positive, undo_for
+from .ledger import FaultLedger
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_of(pid: int) -> tuple[str, Path]:
+    """('v1'|'v2', the memory cgroup directory ``pid`` is in)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return "v1", CGROUP_ROOT / "memory" / path.lstrip("/")
+    for line in lines:
+        if line.startswith("0::"):
+            return "v2", CGROUP_ROOT / line[3:].lstrip("/")
+    raise FaultError(f"no memory cgroup controller for pid {pid}")
+
+
+class CgroupMemoryLimit(Fault):
+    """Move the component and its children into a new cgroup with ``limit_bytes``: the kernel OOM-kills."""
+
+    kind = "cgroup_memory"
+
+    def __init__(self, ledger: FaultLedger, settings: Settings, component: str, limit_bytes: int) -> None:
+        positive("limit_bytes", limit_bytes)
+        super().__init__(ledger)
+        self.settings, self.component, self.limit_bytes = settings, component, limit_bytes
+        self.record = targets.component_process(settings, component)
+        self.version, self.parent = cgroup_of(self.record.pid)
+        self.group = self.parent / f"chaoslab-{uuid.uuid4().hex[:8]}"
+
+    def key(self) -> str:
+        return f"cgroup_memory:{self.component}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"version": self.version, "parent": str(self.parent), "group": str(self.group),
+                "process": self.record.to_json()}
+
+    async def _inject(self) -> dict[str, Any]:
+        try:
+            self.group.mkdir()
+        except OSError as err:
+            raise FaultError(f"cannot create cgroup {self.group}: {err.strerror}") from None
+        limit_file = "memory.limit_in_bytes" if self.version == "v1" else "memory.max"
+        (self.group / limit_file).write_text(str(self.limit_bytes))
+        if self.version == "v1" and (self.group / "memory.memsw.limit_in_bytes").exists():
+            try:
+                (self.group / "memory.memsw.limit_in_bytes").write_text(str(self.limit_bytes))
+            except OSError:
+                pass  # swap accounting off: the memory limit alone applies
+        moved = []
+        for pid in [self.record.pid] + targets.children(self.record.pid):
+            try:
+                (self.group / "cgroup.procs").write_text(str(pid))
+                moved.append(pid)
+            except OSError:
+                continue
+        return {"moved": moved}
+
+
+@undo_for("cgroup_memory")
+async def _remove_cgroup(undo: dict[str, Any]) -> None:
+    group, parent = Path(undo["group"]), Path(undo["parent"])
+    if not group.exists():
+        return
+    for _ in range(50):
+        pids = [p for p in (group / "cgroup.procs").read_text().split() if p]
+        for pid in pids:
+            try:
+                (parent / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass  # exited meanwhile
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)  # a process was forked into it meanwhile: move again
+    raise FaultError(f"cannot remove cgroup {group}")
+
+
+class MemoryHog(Fault):
+    """A separate process that holds ``size_mb`` of memory until healed (or ``max_s`` at most)."""
+
+    kind = "memory_hog"
+
+    def __init__(self, ledger: FaultLedger, size_mb: int, max_s: float = 120.0) -> None:
+        positive("size_mb", size_mb)
+        positive("max_s", max_s)
+        super().__init__(ledger)
+        self.size_mb, self.max_s = size_mb, max_s
+        self.proc: subprocess.Popen | None = None
+
+    def key(self) -> str:
+        return f"memory_hog:{self.size_mb}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"process": None}
+
+    async def _inject(self) -> dict[str, Any]:
+        code = (f"import time\nblock = bytearray({self.size_mb} * 1024 * 1024)\n"
+                f"for i in range(0, len(block), 4096): block[i] = 1\ntime.sleep({self.max_s})\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        ticks = procs.start_ticks(self.proc.pid) or 0
+        return {"process": procs.ProcessRecord(self.proc.pid, ticks, sys.executable).to_json()}
+
+    async def heal(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        await super().heal()
+
+
+@undo_for("memory_hog")
+async def _kill_hog(undo: dict[str, Any]) -> None:
+    if undo.get("process"):
+        record = procs.ProcessRecord.from_json(undo["process"])
+        if procs.is_ours(record):
+            os.kill(record.pid, signal.SIGKILL)

@@ -1,0 +1,215 @@
+"""Network faults through the Toxiproxy API: toxics per direction, partitions, flapping."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from ..proxy.client import NotFound, ToxiproxyClient
+from .base import Fault, FaultError, non_negative, positive, undo_for
+from .ledger import FaultLedger
+
+DIRECTIONS = ("upstream", "downstream")
+
+
+@dataclasses.dataclass(frozen=True)
+class ToxicSpec:
+    """A toxic with units in its field names; ``attributes()`` gives Toxiproxy's attribute names."""
+
+    type: str
+    direction: str = "downstream"
+    toxicity: float = 1.0
+    latency_ms: int = 0
+    jitter_ms: int = 0
+    rate_kbps: int = 0
+    timeout_ms: int = 0
+    delay_ms: int = 0
+    average_size_bytes: int = 0
+    size_variation_bytes: int = 0
+    slice_delay_us: int = 0
+    bytes_limit: int = 0
+
+    def __post_init__(self) -> None:
+        if self.type not in ("latency", "bandwidth", "timeout", "reset_peer", "slow_close", "slicer", "limit_data"):
+            raise FaultError(f"unknown toxic type {self.type!r}")
+        if self.direction not in DIRECTIONS:
+            raise FaultError(f"direction must be upstream or downstream, got {self.direction!r}")
+        if not 0 <= self.toxicity <= 1:
+            raise FaultError(f"toxicity must be in [0, 1], got {self.toxicity!r}")
+        for name in ("latency_ms", "jitter_ms", "rate_kbps", "timeout_ms", "delay_ms", "average_size_bytes",
+                     "size_variation_bytes", "slice_delay_us", "bytes_limit"):
+            non_negative(name, getattr(self, name))
+
+    def attributes(self) -> dict[str, int]:
+        return {
+            "latency": {"latency": self.latency_ms, "jitter": self.jitter_ms},
+            "bandwidth": {"rate": self.rate_kbps},
+            "timeout": {"timeout": self.timeout_ms},
+            "reset_peer": {"timeout": self.timeout_ms},
+            "slow_close": {"delay": self.delay_ms},
+            "slicer": {"average_size": self.average_size_bytes, "size_variation": self.size_variation_bytes,
+                       "delay": self.slice_delay_us},
+            "limit_data": {"bytes": self.bytes_limit},
+        }[self.type]
+
+
+def latency(latency_ms: int, jitter_ms: int = 0, direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("latency", direction, latency_ms=latency_ms, jitter_ms=jitter_ms)
+
+
+def bandwidth(rate_kbps: int, direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("bandwidth", direction, rate_kbps=rate_kbps)
+
+
+def blackhole(direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("timeout", direction, timeout_ms=0)
+
+
+def idle_timeout(timeout_ms: int, direction: str = "downstream") -> ToxicSpec:
+    positive("timeout_ms", timeout_ms)
+    return ToxicSpec("timeout", direction, timeout_ms=timeout_ms)
+
+
+def reset_peer(timeout_ms: int = 0, direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("reset_peer", direction, timeout_ms=timeout_ms)
+
+
+def slow_close(delay_ms: int, direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("slow_close", direction, delay_ms=delay_ms)
+
+
+def slicer(average_size_bytes: int, size_variation_bytes: int, slice_delay_us: int,
+           direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("slicer", direction, average_size_bytes=average_size_bytes,
+                     size_variation_bytes=size_variation_bytes, slice_delay_us=slice_delay_us)
+
+
+def limit_data(bytes_limit: int, direction: str = "downstream") -> ToxicSpec:
+    return ToxicSpec("limit_data", direction, bytes_limit=bytes_limit)
+
+
+class ToxicFault(Fault):
+    """One toxic on one proxy (one direction)."""
+
+    kind = "toxic"
+
+    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str, spec: ToxicSpec) -> None:
+        super().__init__(ledger)
+        self.api_url, self.proxy, self.spec = api_url, proxy, spec
+        self.toxic_name = f"lab-{spec.type}-{spec.direction}"
+
+    def key(self) -> str:
+        return f"toxic:{self.proxy}:{self.toxic_name}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"api": self.api_url, "proxy": self.proxy, "toxic": self.toxic_name, "type": self.spec.type,
+                "direction": self.spec.direction, "attributes": self.spec.attributes()}
+
+    async def _inject(self) -> None:
+        await ToxiproxyClient(self.api_url).add_toxic(self.proxy, self.spec.type, name=self.toxic_name,
+                                                      stream=self.spec.direction, toxicity=self.spec.toxicity,
+                                                      attributes=self.spec.attributes())
+
+
+@undo_for("toxic")
+async def _remove_toxic(undo: dict[str, Any]) -> None:
+    try:
+        await ToxiproxyClient(undo["api"]).remove_toxic(undo["proxy"], undo["toxic"])
+    except NotFound:
+        pass  # never added, or already removed
+
+
+class Partition(Fault):
+    """The proxy disabled: new connections refused, open ones closed."""
+
+    kind = "partition"
+
+    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str) -> None:
+        super().__init__(ledger)
+        self.api_url, self.proxy = api_url, proxy
+
+    def key(self) -> str:
+        return f"partition:{self.proxy}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"api": self.api_url, "proxy": self.proxy}
+
+    async def _inject(self) -> None:
+        await ToxiproxyClient(self.api_url).disable(self.proxy)
+
+
+@undo_for("partition")
+async def _enable(undo: dict[str, Any]) -> None:
+    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])
+
+
+class Flapping(Fault):
+    """The proxy goes down and up again: ``down_s`` disabled, ``up_s`` enabled, until healed."""
+
+    kind = "flapping"
+
+    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str, down_s: float, up_s: float) -> None:
+        positive("down_s", down_s)
+        positive("up_s", up_s)
+        super().__init__(ledger)
+        self.api_url, self.proxy, self.down_s, self.up_s = api_url, proxy, down_s, up_s
+        self._task: asyncio.Task[None] | None = None
+        self.flips: list[tuple[float, bool]] = []
+
+    def key(self) -> str:
+        return f"flapping:{self.proxy}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"api": self.api_url, "proxy": self.proxy}
+
+    async def _inject(self) -> None:
+        self._task = asyncio.ensure_future(self._flap())
+
+    async def _flap(self) -> None:
+        client = ToxiproxyClient(self.api_url)
+        loop = asyncio.get_running_loop()
+        while True:
+            await client.disable(self.proxy)
+            self.flips.append((loop.time(), False))
+            await asyncio.sleep(self.down_s)
+            await client.enable(self.proxy)
+            self.flips.append((loop.time(), True))
+            await asyncio.sleep(self.up_s)
+
+    async def heal(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await super().heal()
+
+
+@undo_for("flapping")
+async def _stop_flapping(undo: dict[str, Any]) -> None:
+    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])
+
+
+class DropConnections(Fault):
+    """Close every open connection through the proxy once (disable, then enable): the pool must reconnect."""
+
+    kind = "drop"
+
+    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str) -> None:
+        super().__init__(ledger)
+        self.api_url, self.proxy = api_url, proxy
+
+    def key(self) -> str:
+        return f"drop:{self.proxy}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"api": self.api_url, "proxy": self.proxy}
+
+    async def _inject(self) -> None:
+        client = ToxiproxyClient(self.api_url)
+        await client.disable(self.proxy)
+        await client.enable(self.proxy)
+
+
+@undo_for("drop")
+async def _drop_enable(undo: dict[str, Any]) -> None:
+    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])

@@ -1,0 +1,75 @@
+"""Scenario: a plain description of one experiment, and the loader for scenarios/*.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UsageError
+from .checks import Check
+from .targets import ClientProfile
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultContext:
+    """What a scenario's fault plan needs to build its faults."""
+
+    settings: Any  # lab.config.Settings
+    ledger: Any  # lab.faults.FaultLedger
+    profile: ClientProfile
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    targets: tuple[str, ...]  # "pg", "kafka"
+    faults: Callable[[FaultContext], list[Any]]
+    checks: Callable[[ClientProfile], list[tuple[str, Check]]]
+    profile: ClientProfile = ClientProfile()
+    pass_criteria: str = ""
+    baseline_s: float = 1.0
+    fault_s: float = 3.0
+    recovery_timeout_s: float = 8.0
+    pg_query: str = "SELECT 1"
+    interval_s: float = 0.025  # one call per target per interval
+    storm_rate: float = 0.0  # fraction of calls the workload cancels mid-flight (cancellation storms)
+    backends: tuple[str, ...] = ("local", "compose")
+    skip_reason_local: str = ""  # why it cannot run on the local backend (Tansu limits), if so
+
+
+def scenarios_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _import_package() -> Any:
+    root = str(scenarios_dir().parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("scenarios")
+
+
+def available() -> dict[str, Scenario]:
+    package = _import_package()
+    found = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"scenarios.{info.name}")
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found[scenario.name] = scenario
+    return found
+
+
+def load(names: list[str]) -> list[Scenario]:
+    known = available()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown scenario{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                         f"available: {', '.join(known)}")
+    return [known[n] for n in names]

@@ -1,0 +1,231 @@
+"""What a scenario's workload runs against: the resilient clients, or the negative control.
+
+The negative control is deliberately naive: a plain asyncpg pool and a plain
+aiokafka producer, with no breaker and no timeouts. Every scenario must fail
+against it; a check that passes there checks nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, PostgresClient,
+                       PostgresSettings, check_delivery)
+from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER, Settings
+from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
+from .history import FAIL, OK, History
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientProfile:
+    """The resilient clients' settings in a scenario; checks derive their bounds from these."""
+
+    window: int = 10
+    minimum_calls: int = 5
+    failure_threshold_pct: float = 50.0
+    slow_call_s: float = 5.0
+    slow_threshold_pct: float = 100.0
+    wait_open_s: float = 1.0
+    permits: int = 2
+    command_timeout_s: float = 1.0
+    acquire_timeout_s: float = 1.0
+    connect_timeout_s: float = 1.0
+    send_deadline_s: float = 2.0
+    request_timeout_s: float = 1.0
+    pool_size: int = 5
+    in_flight: int = 8  # concurrent workload calls per target
+
+    def breaker(self, record: Any, ignore: Any = ()) -> BreakerConfig:
+        return BreakerConfig(
+            failure_rate_threshold=self.failure_threshold_pct, slow_call_rate_threshold=self.slow_threshold_pct,
+            slow_call_duration_s=self.slow_call_s, sliding_window_size=self.window,
+            minimum_number_of_calls=self.minimum_calls, permitted_calls_in_half_open=self.permits,
+            wait_duration_open_s=self.wait_open_s, automatic_transition=True, max_wait_half_open_s=5.0,
+            record_exceptions=record, ignore_exceptions=ignore)
+
+
+def _record_transitions(breaker: CircuitBreaker, history: History, target: str) -> None:
+    def on_transition(event: BreakerEvent) -> None:
+        history.add("breaker", target=target, breaker=event.breaker, **{"from": event.from_state.value},
+                    to=event.to_state.value, reason=event.reason)
+
+    breaker.add_listener(on_transition, ("state_transition",))
+
+
+class PgTarget:
+    name = "pg"
+
+    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
+                 query: str = "SELECT 1", application_name: str | None = None) -> None:
+        self.settings, self.profile, self.history, self.negative, self.query = (
+            settings, profile, history, negative, query)
+        self.application_name = application_name or f"chaoslab-{uuid.uuid4().hex[:6]}"
+        self.client: PostgresClient | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.breaker: CircuitBreaker | None = None
+
+    @property
+    def direct_dsn(self) -> str:
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.settings.pg_port}/{PG_DATABASE}"
+
+    async def start(self) -> None:
+        p = self.profile
+        self.history.add("probe", FAIL if self.negative else OK, name="pg.breaker",
+                         evidence="no breaker (negative control)" if self.negative else "breaker in place")
+        if self.negative:
+            self.pool = await asyncpg.create_pool(self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size,
+                                                  command_timeout=None,
+                                                  server_settings={"application_name": self.application_name})
+            return
+        from ..clients.postgres import is_infrastructure_error
+
+        self.breaker = CircuitBreaker(f"pg:{self.application_name}", p.breaker(
+            (is_infrastructure_error,), (lambda e: isinstance(e, asyncpg.PostgresError)
+                                         and not is_infrastructure_error(e),)))
+        _record_transitions(self.breaker, self.history, self.name)
+        self.client = await PostgresClient(PostgresSettings(
+            self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size, connect_timeout_s=p.connect_timeout_s,
+            acquire_timeout_s=p.acquire_timeout_s, command_timeout_s=p.command_timeout_s, close_timeout_s=2.0,
+            validate_idle_after_s=1.0, validation_timeout_s=0.5, application_name=self.application_name),
+            breaker=self.breaker).start()
+
+    def state(self) -> str:
+        return self.breaker.state.value if self.breaker else "NONE"
+
+    async def op(self, sequence: int) -> None:
+        if self.client is not None:
+            await self.client.fetchval(self.query)
+        else:
+            async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                await conn.fetchval(self.query)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.pool is not None:
+            try:
+                await asyncio.wait_for(self.pool.close(), 3)
+            except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self.pool.terminate()
+
+    async def probes(self, baseline_p99_s: float | None) -> None:
+        """Pool recovered: idle == size, pool-size concurrent SELECT 1, no leaked sessions, acquire p99."""
+        history, p = self.history, self.profile
+        if self.client is None:
+            history.add("probe", FAIL, name="pg.pool", evidence="no resilient pool to inspect (negative control)")
+            return
+        try:
+            results = await asyncio.wait_for(asyncio.gather(
+                *(self.client.fetchval("SELECT 1") for _ in range(p.pool_size))), 5)
+            await asyncio.sleep(0.1)
+            stats = self.client.stats()
+            leak = await self.client.leak_check(self.direct_dsn)
+        except Exception as err:
+            history.add("probe", FAIL, name="pg.pool", evidence=f"probe failed: {type(err).__name__}: {err}")
+            return
+        problems = []
+        if results != [1] * p.pool_size:
+            problems.append(f"concurrent SELECT 1 gave {results}")
+        if stats.idle != stats.size:
+            problems.append(f"idle {stats.idle} != size {stats.size}")
+        if not leak.ok:
+            problems.append(f"{leak.leaked} leaked server sessions ({leak.server_sessions} vs pool {leak.pool_size})")
+        history.add("probe", FAIL if problems else OK, name="pg.pool",
+                    evidence="; ".join(problems) or f"idle == size == {stats.size}, {p.pool_size} concurrent "
+                                                    f"SELECT 1 ok, no leaked sessions ({leak.server_sessions})")
+        if baseline_p99_s:
+            t0 = time.monotonic()
+            latencies = []
+            for _ in range(30):
+                s0 = time.monotonic()
+                await self.client.fetchval("SELECT 1")
+                latencies.append(time.monotonic() - s0)
+            p99 = sorted(latencies)[-1]
+            bound = max(5 * baseline_p99_s, 0.02)
+            history.add("probe", OK if p99 <= bound else FAIL, name="pg.latency",
+                        evidence=f"p99 {p99 * 1000:.1f} ms after recovery vs baseline {baseline_p99_s * 1000:.1f} ms "
+                                 f"(bound 5x or 20 ms) over {time.monotonic() - t0:.2f}s")
+
+
+class KafkaTarget:
+    name = "kafka"
+
+    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool) -> None:
+        self.settings, self.profile, self.history, self.negative = settings, profile, history, negative
+        self.topic = f"chaos-{uuid.uuid4().hex[:8]}"
+        self.producer: KafkaProducer | None = None
+        self.raw: AIOKafkaProducer | None = None
+        self.breaker: CircuitBreaker | None = None
+        self.acked: list[str] = []
+
+    async def start(self) -> None:
+        p = self.profile
+        if self.negative:
+            self.raw = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+                                        enable_idempotence=False, request_timeout_ms=120_000)
+            await self.raw.start()
+            return
+        from aiokafka.errors import KafkaError
+
+        from ..errors import KafkaUnavailable
+
+        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(
+            (KafkaError, KafkaUnavailable, OSError, TimeoutError)))
+        _record_transitions(self.breaker, self.history, self.name)
+        self.producer = await KafkaProducer(KafkaSettings(
+            self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s, request_timeout_s=p.request_timeout_s,
+            stop_timeout_s=2.0), breaker=self.breaker).start()
+
+    def state(self) -> str:
+        return self.breaker.state.value if self.breaker else "NONE"
+
+    async def op(self, sequence: int) -> None:
+        message_id = f"{self.topic}-{sequence:07d}"
+        if self.producer is not None:
+            delivery = await self.producer.send(self.topic, b"chaos", message_id=message_id)
+            if delivery.status != ACKED:
+                raise DeliveryNotAcked(delivery.error_class or delivery.status)
+        else:
+            await self.raw.send_and_wait(self.topic, b"chaos", key=message_id.encode())  # type: ignore[union-attr]
+            self.acked.append(message_id)
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.raw is not None:
+            try:
+                await asyncio.wait_for(self.raw.stop(), 3)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+    async def probes(self, baseline_p99_s: float | None) -> None:
+        """No acknowledged message lost: the whole topic read back and compared with the ledger."""
+        try:
+            async with KafkaConsumer(ConsumerSettings(self.settings.kafka_bootstrap)) as consumer:
+                records = await consumer.read_all(self.topic, timeout_s=10)
+        except Exception as err:
+            self.history.add("probe", FAIL, name="kafka.readback", evidence=f"read-back failed: {err}")
+            return
+        ids = [r.key.decode() for r in records]
+        if self.producer is not None:
+            report = check_delivery(self.producer.ledger.entries, ids)
+            self.history.add("probe", OK if report.ok else FAIL, name="kafka.readback", evidence=report.summary())
+        else:
+            missing = set(self.acked) - set(ids)
+            self.history.add("probe", FAIL if missing else OK, name="kafka.readback",
+                             evidence=f"{len(self.acked)} acked by raw aiokafka, {len(missing)} missing")
+
+
+class DeliveryNotAcked(Exception):
+    """A resilient send that resolved as failed or unknown (the error class is the message)."""
+
+    def __init__(self, error_class: str) -> None:
+        super().__init__(error_class)
+        self.error_class = error_class

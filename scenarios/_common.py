@@ -1,0 +1,46 @@
+"""Check sets shared by the scenarios, with bounds derived from the client profile."""
+
+from __future__ import annotations
+
+from lab.scenario import checks
+from lab.scenario.targets import ClientProfile
+
+PG_ERRORS = {"DatabaseUnavailable", "QueryTimeout", "PoolExhausted", "CallNotPermitted"}
+KAFKA_ERRORS = {"CallNotPermitted", "TimeoutError", "KafkaTimeoutError", "KafkaConnectionError",
+                "RequestTimedOutError", "KafkaUnavailable", "NodeNotReadyError", "NotLeaderForPartitionError",
+                "LeaderNotAvailableError", "CancelledError"}
+SLACK_S = 0.75
+
+
+def call_bound_s(target: str, p: ClientProfile) -> float:
+    if target == "pg":  # acquire (incl. validation) + command, each bounded
+        return p.acquire_timeout_s + p.command_timeout_s + SLACK_S
+    return p.send_deadline_s + SLACK_S
+
+
+def breaker_cycle(target: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
+    """CLOSED -> OPEN within the window's failures, HALF_OPEN after the wait, CLOSED after the heal."""
+    return [
+        (f"{target}: breaker opens within its window", checks.breaker_opens(
+            target, p.window, p.failure_threshold_pct, p.in_flight)),
+        (f"{target}: HALF_OPEN after the wait", checks.half_open_after_wait(target, p.wait_open_s, 0.15)),
+        (f"{target}: CLOSED after the heal", checks.closes_after_heal(target, p.wait_open_s + 4.0)),
+    ]
+
+
+def bounded_and_expected(target: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
+    expected = PG_ERRORS if target == "pg" else KAFKA_ERRORS
+    return [
+        (f"{target}: every call returns by its own timeout", checks.calls_bounded(target, call_bound_s(target, p))),
+        (f"{target}: only expected errors", checks.only_expected_errors(target, expected)),
+        (f"{target}: recovered", checks.recovered(target)),
+    ]
+
+
+def pool_recovered() -> list[tuple[str, checks.Check]]:
+    return [("pg: pool recovered, no leaked sessions", checks.probe_passes("pg.pool")),
+            ("pg: latency back to baseline", checks.probe_passes("pg.latency"))]
+
+
+def no_acked_loss() -> list[tuple[str, checks.Check]]:
+    return [("kafka: no acknowledged message lost", checks.probe_passes("kafka.readback"))]

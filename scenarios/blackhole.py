@@ -1,0 +1,24 @@
+"""Postgres and Kafka traffic swallowed (timeout toxic 0, both directions): calls must end by their own timeouts."""
+
+from lab.faults.network import ToxicFault, blackhole
+from lab.scenario import Scenario
+
+from ._common import bounded_and_expected, breaker_cycle, no_acked_loss, pool_recovered
+
+
+def faults(ctx):
+    url = ctx.settings.proxy_url
+    return [ToxicFault(ctx.ledger, url, proxy, blackhole(direction))
+            for proxy in ("postgres", "kafka") for direction in ("upstream", "downstream")]
+
+
+SCENARIO = Scenario(
+    name="blackhole",
+    description="every byte to and from Postgres and Kafka swallowed for 3 s (no RST, no FIN)",
+    pass_criteria="every call returns by its own timeout (not TCP's); breakers open and close; no acked loss",
+    targets=("pg", "kafka"),
+    faults=faults,
+    checks=lambda p: (bounded_and_expected("pg", p) + bounded_and_expected("kafka", p) + breaker_cycle("pg", p)
+                      + breaker_cycle("kafka", p) + pool_recovered() + no_acked_loss()),
+    recovery_timeout_s=10.0,
+)

@@ -1,0 +1,16 @@
+"""Every Postgres connection slot taken by another client while the pool must reconnect."""
+
+from lab.faults.fd import ConnectionFlood
+from lab.scenario import Scenario
+
+from ._common import bounded_and_expected, breaker_cycle, pool_recovered
+
+SCENARIO = Scenario(
+    name="connection_exhaustion",
+    description="a flood takes all max_connections slots, then the pool's connections drop",
+    pass_criteria="'too many clients' opens the breaker; calls stay bounded; once the flood ends the pool "
+                  "recovers with no leaked sessions",
+    targets=("pg",),
+    faults=lambda ctx: [ConnectionFlood(ctx.ledger, ctx.settings, drop_via=ctx.settings.proxy_url)],
+    checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
+)

@@ -1,0 +1,21 @@
+"""Postgres reachable half the time (down 0.4 s, up 0.6 s): HALF_OPEN must never admit more than its permits."""
+
+from lab.faults.network import Flapping
+from lab.scenario import Scenario
+from lab.scenario import checks
+
+from ._common import bounded_and_expected, pool_recovered
+
+SCENARIO = Scenario(
+    name="flapping_network",
+    description="the Postgres proxy flaps down 0.4 s / up 0.6 s for 4 s",
+    pass_criteria="no HALF_OPEN period admits more trial calls than its permits; calls stay bounded; the "
+                  "breaker and pool recover",
+    targets=("pg",),
+    fault_s=4.0,
+    faults=lambda ctx: [Flapping(ctx.ledger, ctx.settings.proxy_url, "postgres", down_s=0.4, up_s=0.6)],
+    checks=lambda p: ([("pg: HALF_OPEN admits at most its permits",
+                        checks.half_open_permits_respected("pg", p.permits)),
+                       ("pg: CLOSED after the heal", checks.closes_after_heal("pg", p.wait_open_s + 4.0))]
+                      + bounded_and_expected("pg", p) + pool_recovered()),
+)

@@ -1,0 +1,17 @@
+"""Postgres SIGKILLed for 3 s, then started again: the pool must reconnect by itself."""
+
+from lab.faults.process import KillRestart
+from lab.scenario import Scenario
+
+from ._common import bounded_and_expected, breaker_cycle, pool_recovered
+
+SCENARIO = Scenario(
+    name="postgres_restart",
+    description="the Postgres server killed (SIGKILL) and restarted 3 s later",
+    pass_criteria="the breaker opens, cycles and closes after the restart; calls stay bounded; the pool "
+                  "reconnects to idle == size with no leaked sessions",
+    targets=("pg",),
+    faults=lambda ctx: [KillRestart(ctx.ledger, ctx.settings, "postgres")],
+    checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
+    recovery_timeout_s=10.0,
+)

@@ -1,0 +1,16 @@
+"""Every Postgres query reset (TCP RST) 50 ms after it is sent: connections must be replaced, none leaked."""
+
+from lab.faults.network import ToxicFault, reset_peer
+from lab.scenario import Scenario
+
+from ._common import bounded_and_expected, breaker_cycle, pool_recovered
+
+SCENARIO = Scenario(
+    name="reset_peer_mid_query",
+    description="TCP RST 50 ms into every Postgres query (queries take 100 ms) for 3 s",
+    pass_criteria="the breaker opens and closes; broken connections are replaced; no server session leaks",
+    targets=("pg",),
+    pg_query="SELECT pg_sleep(0.1)",
+    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", reset_peer(50, "upstream"))],
+    checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
+)
