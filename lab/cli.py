@@ -102,7 +102,10 @@ def cmd_heal(args: argparse.Namespace) -> int:
     from .proxy.client import ToxiproxyClient, ToxiproxyError
     from .stack import backend
 
+    from .scenario import available
+
     settings = Settings.from_env()
+    available()  # scenario modules register the undo functions of the fault kinds they define
     healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))
     print(f"ledger: {len(healed)} fault{'s' if len(healed) != 1 else ''} healed"
           + (f" ({', '.join(healed)})" if healed else ""))

@@ -67,8 +67,11 @@ class Fault:
         self.entry = self.ledger.open(self.kind, self.key(), self.undo())
         try:
             learned = await self._inject()
-        except BaseException:
-            await self.heal()
+        except BaseException as original:
+            try:
+                await self.heal()
+            except Exception as heal_error:  # keep the first error; say the heal failed too
+                original.add_note(f"healing the half-injected fault {self.key()!r} also failed: {heal_error}")
             raise
         try:
             self.ledger.mark_active(self.entry, **(learned or {}))
@@ -123,11 +126,17 @@ async def heal_ledger(ledger: FaultLedger) -> list[str]:
     """Undo every unhealed fault in the ledger; returns their keys. Safe to run twice."""
     from . import fd, memory, network, process  # noqa: F401  (register their undo functions)
 
-    healed = []
+    healed, failed = [], []
     for entry in ledger.unhealed():
-        await heal_entry(entry)
+        try:
+            await heal_entry(entry)
+        except Exception as err:  # heal the others first; report this one after
+            failed.append(f"{entry['key']} ({entry['id']}): {err}")
+            continue
         ledger.mark_healed(entry)
         healed.append(entry["key"])
+    if failed:
+        raise FaultError(f"healed {len(healed)} faults but could not heal {len(failed)}: {'; '.join(failed)}")
     return healed
 
 

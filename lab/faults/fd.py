@@ -24,7 +24,10 @@ def _prlimit_as_owner(pid: int, soft: int | None = None) -> tuple[int, int]:
     Root cannot touch another user's limits here (no CAP_SYS_RESOURCE); the owner can
     lower its soft limit and raise it back up to the unchanged hard limit.
     """
-    user = targets.owner(pid)
+    try:
+        user = targets.owner(pid)
+    except OSError:
+        raise FaultError(f"process {pid} is gone") from None
     if soft is not None:
         hard = _prlimit_as_owner(pid)[1]
         result = subprocess.run(["runuser", "-u", user, "--", "prlimit", "--pid", str(pid),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -54,16 +56,33 @@ def _import_package() -> Any:
 
 
 def available() -> dict[str, Scenario]:
+    """Scenarios in scenarios/, then in each directory of LAB_SCENARIO_PATH (read when called)."""
     package = _import_package()
     found = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"scenarios.{info.name}")
-        scenario = getattr(module, "SCENARIO", None)
-        if isinstance(scenario, Scenario):
-            found[scenario.name] = scenario
+        _register(found, importlib.import_module(f"scenarios.{info.name}"))
+    for directory in filter(None, os.environ.get("LAB_SCENARIO_PATH", "").split(os.pathsep)):
+        for path in sorted(Path(directory).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            spec = importlib.util.spec_from_file_location(f"lab_user_scenarios.{path.stem}", path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as err:
+                raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}") from err
+            _register(found, module)
     return found
+
+
+def _register(found: dict[str, Scenario], module: Any) -> None:
+    scenario = getattr(module, "SCENARIO", None)
+    if isinstance(scenario, Scenario):
+        found[scenario.name] = scenario
 
 
 def load(names: list[str]) -> list[Scenario]:

@@ -243,12 +243,16 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
     except Exception as err:  # a bug in a scenario or the runner: report it, the faults still heal
         import traceback
 
-        error = f"runner crashed: {type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}"
+        notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", []))
+        error = f"runner crashed: {type(err).__name__}: {err}{notes}\n{traceback.format_exc(limit=5)}"
     finally:
         for target in targets:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(target.close(), 5)
-        await asyncio.shield(heal_ledger(ledger))  # anything a crash left behind
+        try:
+            await asyncio.shield(heal_ledger(ledger))  # anything a crash left behind
+        except LabError as err:
+            error = (error + "; " if error else "") + str(err)
     await faults_healed(settings, ledger, history)
     if error is None:
         checks = scenario.checks(scenario.profile) + [("faults healed", probe_passes("faults.healed"))]

@@ -1,0 +1,23 @@
+"""A real local stack of its own for the chaos tests (free ports, its own state dir)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.config import Settings
+
+from ..labenv import LabEnv
+
+
+@pytest.fixture(scope="session")
+def chaos_stack(tmp_path_factory):
+    env = LabEnv(tmp_path_factory.mktemp("chaos-lab"))
+    env.run("up")
+    yield env
+    env.run("heal", check=False)
+    env.run("down", "--purge", check=False)
+
+
+@pytest.fixture(scope="session")
+def chaos_settings(chaos_stack) -> Settings:
+    return Settings.from_env(chaos_stack.env)

@@ -1,0 +1,61 @@
+"""Test scenario: one fault of every kind at once. HEAL_MODE=pass|fail|raise picks how the run ends."""
+
+import os
+
+from lab.faults.base import Fault, undo_for
+from lab.faults.fd import ServerFdLimit
+from lab.faults.memory import CgroupMemoryLimit
+from lab.faults.network import Partition, ToxicFault, latency
+from lab.faults.process import Pause
+from lab.scenario import Scenario
+from lab.scenario import checks
+
+
+class Explodes(Fault):
+    """Injected last; raises, as a bug in a scenario would."""
+
+    kind = "explodes"
+
+    def key(self):
+        return "explodes"
+
+    def undo(self):
+        return {}
+
+    async def _inject(self):
+        raise RuntimeError("a scenario bug, mid-injection")
+
+
+@undo_for("explodes")
+async def _nothing_to_undo(undo):
+    return None
+
+
+def faults(ctx):
+    url = ctx.settings.proxy_url
+    plan = [ToxicFault(ctx.ledger, url, "kafka", latency(100)),
+            Partition(ctx.ledger, url, "postgres"),
+            Pause(ctx.ledger, ctx.settings, "kafka"),
+            ServerFdLimit(ctx.ledger, ctx.settings, "postgres", 64),
+            CgroupMemoryLimit(ctx.ledger, ctx.settings, "postgres", 512 * 1024 * 1024)]
+    if os.environ.get("HEAL_MODE") == "raise":
+        plan.append(Explodes(ctx.ledger))
+    return plan
+
+
+def plan_checks(profile):
+    if os.environ.get("HEAL_MODE") == "fail":
+        return [("deliberately failing check", checks.failing("this check always fails"))]
+    return [("no check", lambda history: checks.Verdict("", checks.PASS, "nothing to check"))]
+
+
+SCENARIO = Scenario(
+    name="every_fault",
+    description="one fault of every kind at once (heal-guarantee tests)",
+    targets=("pg",),
+    baseline_s=0.3,
+    fault_s=float(os.environ.get("HEAL_FAULT_S", "2")),
+    recovery_timeout_s=3.0,
+    faults=faults,
+    checks=plan_checks,
+)

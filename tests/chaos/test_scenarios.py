@@ -1,0 +1,35 @@
+"""Every scenario passes against the resilient clients and FAILS against the negative control."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lab.scenario import available, run_scenario
+
+pytestmark = pytest.mark.chaos
+
+SCENARIOS = sorted(available())
+
+
+def _summary(result) -> str:
+    return "\n".join(f"{v.result:7} {v.check}: {v.evidence}" for v in result.verdicts)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
+    result = asyncio.run(run_scenario(available()[name], chaos_settings))
+    assert result.error is None, result.error
+    assert result.verdict == "pass", _summary(result)
+    healed = result.history.probe("faults.healed")
+    assert healed is not None and healed.status == "ok"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_fails_under_the_negative_control(chaos_settings, name):
+    result = asyncio.run(run_scenario(available()[name], chaos_settings, negative=True))
+    assert result.error is None, result.error
+    assert result.verdict == "fail", _summary(result)
+    healed = result.history.probe("faults.healed")
+    assert healed is not None and healed.status == "ok", healed.get("evidence")
