@@ -100,6 +100,10 @@ class Fault:
             await asyncio.wait_for(task, HEAL_TIMEOUT_S)  # cancelled while healing: finish healing first
             raise
 
+    def report(self) -> dict[str, Any]:
+        """What the fault observed while in force (recorded in the history at heal)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "key": self.key(), **{k: v for k, v in self.undo().items()}}
 

@@ -74,6 +74,92 @@ class CgroupMemoryLimit(Fault):
                 continue
         return {"moved": moved}
 
+    async def heal(self) -> None:
+        self.oom_kills = self._oom_kills()  # read before the group is removed
+        await super().heal()
+
+    def _oom_kills(self) -> int:
+        try:
+            text = (self.group / ("memory.oom_control" if self.version == "v1" else "memory.events")).read_text()
+        except OSError:
+            return getattr(self, "oom_kills", 0)
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "oom_kill":
+                return int(value)
+        return 0
+
+    def report(self) -> dict[str, Any]:
+        return {"oom_kills": getattr(self, "oom_kills", self._oom_kills())}
+
+
+class MemoryTrigger(Fault):
+    """Keeps running a memory-hungry query (direct, not through the proxy) while in force."""
+
+    kind = "memory_trigger"
+    APPLICATION = "chaoslab-memory-trigger"
+
+    def __init__(self, ledger: FaultLedger, settings: Settings, sql: str, period_s: float = 0.2) -> None:
+        positive("period_s", period_s)
+        super().__init__(ledger)
+        self.settings, self.sql, self.period_s = settings, sql, period_s
+        self._task: asyncio.Task[None] | None = None
+        self.runs = self.killed = 0
+
+    def _dsn(self) -> str:
+        from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER
+
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.settings.pg_port}/{PG_DATABASE}"
+
+    def key(self) -> str:
+        return "memory_trigger:postgres"
+
+    def undo(self) -> dict[str, Any]:
+        return {"dsn": self._dsn()}
+
+    async def _inject(self) -> None:
+        self._task = asyncio.ensure_future(self._trigger())
+
+    async def _trigger(self) -> None:
+        import asyncpg
+
+        while True:
+            self.runs += 1
+            try:
+                conn = await asyncpg.connect(self._dsn(), timeout=2,
+                                             server_settings={"application_name": self.APPLICATION})
+                try:
+                    await conn.fetchval(self.sql, timeout=10)
+                finally:
+                    conn.terminate()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
+                self.killed += 1  # OOM-killed mid-query, or refused during crash recovery
+            await asyncio.sleep(self.period_s)
+
+    async def heal(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await super().heal()
+
+    def report(self) -> dict[str, Any]:
+        return {"runs": self.runs, "failed": self.killed}
+
+
+@undo_for("memory_trigger")
+async def _stop_trigger(undo: dict[str, Any]) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(undo["dsn"], timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                           MemoryTrigger.APPLICATION)
+    finally:
+        await conn.close()
+
 
 @undo_for("cgroup_memory")
 async def _remove_cgroup(undo: dict[str, Any]) -> None:

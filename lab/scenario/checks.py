@@ -220,6 +220,30 @@ def breaker_ignores_cancellations(target: str) -> Check:
     return check
 
 
+def failures_during_fault(target: str, at_least: int = 1) -> Check:
+    """The fault really reached the calls (a check that the experiment bit at all)."""
+    def check(history: History) -> Verdict:
+        start, end = _window(history, "fault")
+        failed = [e for e in _ops(history, target) if start <= e.t <= end + 1.0 and e.status != OK]
+        if len(failed) < at_least:
+            return Verdict("", FAIL, f"only {len(failed)} {target} calls failed during the fault: it did not bite")
+        return Verdict("", PASS, f"{len(failed)} {target} calls failed during the fault")
+    return check
+
+
+def fault_observed(fault_key: str, field: str, at_least: int, what: str) -> Check:
+    """A fault reported (at heal) that what it was meant to cause really happened."""
+    def check(history: History) -> Verdict:
+        healed = next((e for e in history.of("fault", name=fault_key, edge="heal")), None)
+        if healed is None:
+            return Verdict("", UNKNOWN, f"fault {fault_key!r} was not healed in this run")
+        value = (healed.get("report") or {}).get(field, 0)
+        if value < at_least:
+            return Verdict("", FAIL, f"{what}: {value} (expected at least {at_least})")
+        return Verdict("", PASS, f"{what}: {value}")
+    return check
+
+
 def failing(reason: str) -> Check:
     def check(history: History) -> Verdict:
         return Verdict("", FAIL, reason)

@@ -226,7 +226,7 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
                 phase("fault", "end")
                 phase("heal", "start")
             for fault in built:
-                history.add("fault", name=fault.key(), edge="heal")
+                history.add("fault", name=fault.key(), edge="heal", report=fault.report())
             phase("heal", "end")
             phase("recovery", "start")
             measurements["recovery_s"] = await _wait_recovered(targets, history, scenario.recovery_timeout_s)
