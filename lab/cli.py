@@ -167,6 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if backend_name != "compose" and scenario.skip_reason_local:
                 print(f"SKIP     {scenario.name}: {scenario.skip_reason_local}")
                 continue
+            if backend_name in ("local", "compose") and backend_name not in scenario.backends:
+                print(f"SKIP     {scenario.name}: runs on the {' / '.join(scenario.backends)} backend only")
+                continue
             label = scenario.name + (" (negative control)" if args.negative_control else "")
             print(f"== {label}: {scenario.description}", flush=True)
             started = time.monotonic()

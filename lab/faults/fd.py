@@ -176,18 +176,20 @@ async def _end_flood(undo: dict[str, Any]) -> None:
 
 
 class ClientFdLimit(Fault):
-    """Lower this process's own soft RLIMIT_NOFILE to ``headroom`` above what it has open: EMFILE in the client.
+    """This process may open no new descriptor (EMFILE): its soft RLIMIT_NOFILE drops to 3 (stdio).
 
-    With ``drop_via``, the connections through the ``postgres`` proxy are dropped
-    first (their sockets closed, so their descriptors do not become headroom), and
-    the proxy re-enabled once the limit is in place: every reconnect meets EMFILE.
+    The limit applies to descriptor *numbers*, so anything above stdio fails,
+    whatever closes meanwhile. With ``drop_via``, the connections through the
+    ``postgres`` proxy are dropped first and the proxy re-enabled (over an API
+    connection opened beforehand) once the limit is in place: every reconnect meets EMFILE.
     """
 
     kind = "client_fd_limit"
+    STDIO = 3
 
-    def __init__(self, ledger: FaultLedger, headroom: int = 0, drop_via: str | None = None) -> None:
+    def __init__(self, ledger: FaultLedger, drop_via: str | None = None) -> None:
         super().__init__(ledger)
-        self.headroom, self.drop_via = headroom, drop_via
+        self.drop_via = drop_via
         self.previous = resource.getrlimit(resource.RLIMIT_NOFILE)
 
     def key(self) -> str:
@@ -201,18 +203,14 @@ class ClientFdLimit(Fault):
         return {"pid": os.getpid(), "soft": self.previous[0], "hard": self.previous[1], "drop_via": self.drop_via}
 
     async def _inject(self) -> None:
-        import os
-
         if not self.drop_via:
-            open_now = len(os.listdir("/proc/self/fd")) - 1  # the listing holds one descriptor while it runs
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + self.headroom, self.previous[1]))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.STDIO, self.previous[1]))
             return
         await _disable(self.drop_via, "postgres")
         await asyncio.sleep(0.2)  # the clients see their connections close and release the sockets
         reader, writer = await asyncio.open_connection(*_host_port(self.drop_via))  # opened before the limit
         try:
-            # below what is open: nothing new can be opened, whatever closes meanwhile
-            resource.setrlimit(resource.RLIMIT_NOFILE, (3, self.previous[1]))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.STDIO, self.previous[1]))
             await _raw_enable(reader, writer, "postgres")
         finally:
             writer.close()

@@ -1,0 +1,121 @@
+"""Checks are pure functions of a history: synthetic histories pin down each verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.scenario import checks
+from lab.scenario.checks import FAIL, PASS, UNKNOWN, Verdict, run_check, worst
+from lab.scenario.history import History
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def history_with(events: list[tuple]) -> History:
+    clock = Clock()
+    history = History(clock)
+    for t, kind, status, details in events:
+        clock.t = t
+        history.add(kind, status, **details)
+    clock.t = max((e[0] for e in events), default=0.0)
+    return history
+
+
+def phases(fault=(1.0, 4.0), heal=(4.0, 4.1)) -> list[tuple]:
+    return [(fault[0], "phase", "ok", {"name": "fault", "edge": "start"}),
+            (fault[1], "phase", "ok", {"name": "fault", "edge": "end"}),
+            (heal[0], "phase", "ok", {"name": "heal", "edge": "start"}),
+            (heal[1], "phase", "ok", {"name": "heal", "edge": "end"})]
+
+
+def op(t: float, status: str = "ok", error: str | None = None, latency: float = 0.01) -> tuple:
+    details = {"target": "pg", "started": t - latency, "ended": t, "latency_s": latency}
+    if error:
+        details["error_class"] = error
+    return (t, "op", status, details)
+
+
+def move(t: float, source: str, to: str, reason: str = "") -> tuple:
+    return (t, "breaker", "ok", {"target": "pg", "from": source, "to": to, "reason": reason})
+
+
+def test_breaker_opens_within_the_failures_its_window_needs():
+    events = phases() + [op(1.1 + i / 100, "fail", "DatabaseUnavailable") for i in range(5)] + [move(1.2, "CLOSED", "OPEN")]
+    assert checks.breaker_opens("pg", 10, 50, in_flight=0)(history_with(events)).result == PASS
+
+
+def test_breaker_opening_too_late_fails():
+    events = phases() + [op(1.1 + i / 100, "fail", "DatabaseUnavailable") for i in range(9)] + [move(1.5, "CLOSED", "OPEN")]
+    verdict = checks.breaker_opens("pg", 10, 50, in_flight=2)(history_with(events))
+    assert verdict.result == FAIL and "after 9 failed calls" in verdict.evidence
+
+
+def test_breaker_that_never_opens_fails():
+    assert checks.breaker_opens("pg", 10, 50, 0)(history_with(phases())).result == FAIL
+
+
+@pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, FAIL), (0.8, FAIL)])
+def test_half_open_timing_has_a_stated_tolerance(delay, expected):
+    events = phases() + [move(1.2, "CLOSED", "OPEN"), move(1.2 + delay, "OPEN", "HALF_OPEN")]
+    assert checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(events)).result == expected
+
+
+def test_closes_after_heal_from_half_open_only():
+    good = phases() + [move(1.2, "CLOSED", "OPEN"), move(4.5, "OPEN", "HALF_OPEN"), move(4.6, "HALF_OPEN", "CLOSED")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(good)).result == PASS
+    bad = phases() + [move(1.2, "CLOSED", "OPEN"), move(4.6, "OPEN", "CLOSED")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(bad)).result == FAIL
+    late = phases() + [move(1.2, "CLOSED", "OPEN"), move(7.0, "OPEN", "HALF_OPEN"), move(7.1, "HALF_OPEN", "CLOSED")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(late)).result == FAIL
+
+
+def test_half_open_permits_counts_admitted_trials():
+    events = phases() + [move(1.0, "CLOSED", "OPEN"), move(2.0, "OPEN", "HALF_OPEN"),
+                         op(2.05), op(2.06), op(2.07, "fail", "CallNotPermitted"), move(2.1, "HALF_OPEN", "CLOSED")]
+    assert checks.half_open_permits_respected("pg", 2)(history_with(events)).result == PASS
+    events.insert(-1, op(2.08))
+    assert checks.half_open_permits_respected("pg", 2)(history_with(events)).result == FAIL
+
+
+def test_calls_bounded_catches_hung_and_slow_calls():
+    assert checks.calls_bounded("pg", 1.0)(history_with([op(1.0), op(2.0, latency=0.5)])).result == PASS
+    assert checks.calls_bounded("pg", 1.0)(history_with([op(1.0, latency=3.0)])).result == FAIL
+    assert checks.calls_bounded("pg", 1.0)(history_with([op(1.0, "unknown", "Hung")])).result == FAIL
+
+
+def test_only_expected_errors():
+    history = history_with([op(1.0, "fail", "DatabaseUnavailable"), op(1.1, "fail", "ConnectionResetError")])
+    verdict = checks.only_expected_errors("pg", {"DatabaseUnavailable"})(history)
+    assert verdict.result == FAIL and "ConnectionResetError" in verdict.evidence
+
+
+def test_recovered_needs_the_last_calls_to_succeed():
+    ok_tail = [op(float(i)) for i in range(12)]
+    assert checks.recovered("pg", 10)(history_with(ok_tail)).result == PASS
+    assert checks.recovered("pg", 10)(history_with(ok_tail + [op(13.0, "fail", "X")])).result == FAIL
+
+
+def test_missing_probe_is_unknown_not_pass():
+    assert checks.probe_passes("pg.pool")(history_with([])).result == UNKNOWN
+
+
+def test_a_crashing_check_gives_unknown():
+    def broken(history):
+        raise ZeroDivisionError("bug in a check")
+
+    verdict = run_check("broken", broken, history_with([]))
+    assert verdict.result == UNKNOWN and "ZeroDivisionError" in verdict.evidence
+
+
+def test_the_worst_verdict_wins():
+    assert worst([Verdict("a", PASS, ""), Verdict("b", UNKNOWN, "")]) == UNKNOWN
+    assert worst([Verdict("a", UNKNOWN, ""), Verdict("b", FAIL, ""), Verdict("c", PASS, "")]) == FAIL
+    assert worst([]) == PASS
