@@ -45,6 +45,7 @@ class Pause(Fault):
             _docker("pause", SERVICES[self.component])
         else:
             os.kill(self.record.pid, signal.SIGSTOP)
+            await _wait_state(self.record.pid, stopped=True)  # delivery is asynchronous
 
 
 @undo_for("pause")
@@ -55,6 +56,15 @@ async def _resume(undo: dict[str, Any]) -> None:
     record = procs.ProcessRecord.from_json(undo["process"])
     if procs.is_ours(record):
         os.kill(record.pid, signal.SIGCONT)
+        await _wait_state(record.pid, stopped=False)
+
+
+async def _wait_state(pid: int, stopped: bool, timeout_s: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (procs.state_letter(pid) == "T") != stopped:
+        if asyncio.get_running_loop().time() > deadline:
+            raise FaultError(f"pid {pid} did not {'stop' if stopped else 'resume'} within {timeout_s:g}s")
+        await asyncio.sleep(0.005)
 
 
 class KillRestart(Fault):
