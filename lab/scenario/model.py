@@ -40,6 +40,7 @@ class Scenario:
     pg_query: str = "SELECT 1"
     interval_s: float = 0.025  # one call per target per interval
     storm_rate: float = 0.0  # fraction of calls the workload cancels mid-flight (cancellation storms)
+    consumer_session_s: float | None = None  # also run a consumer-group member with this session timeout
     backends: tuple[str, ...] = ("local", "compose")
     skip_reason_local: str = ""  # why it cannot run on the local backend (Tansu limits), if so
 

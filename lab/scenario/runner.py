@@ -201,7 +201,7 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
         if "pg" in scenario.targets:
             targets.append(PgTarget(settings, scenario.profile, history, negative, scenario.pg_query))
         if "kafka" in scenario.targets:
-            targets.append(KafkaTarget(settings, scenario.profile, history, negative))
+            targets.append(KafkaTarget(settings, scenario.profile, history, negative, scenario.consumer_session_s))
         for target in targets:
             await asyncio.wait_for(target.start(), 10)
         storm_rng = random.Random(7)

@@ -170,16 +170,20 @@ async def _server_sessions(dsn: str, application_name: str) -> int:
 class KafkaTarget:
     name = "kafka"
 
-    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool) -> None:
+    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
+                 consumer_session_s: float | None = None) -> None:
         self.settings, self.profile, self.history, self.negative = settings, profile, history, negative
         self.topic = f"chaos-{uuid.uuid4().hex[:8]}"
         self.producer: KafkaProducer | None = None
         self.raw: AIOKafkaProducer | None = None
         self.breaker: CircuitBreaker | None = None
         self.acked: list[str] = []
+        self.group = GroupConsumer(settings, self.topic, consumer_session_s, history) if consumer_session_s else None
 
     async def start(self) -> None:
         p = self.profile
+        if self.group is not None:
+            await self.group.start()  # the consumer is the same in both modes: the producer is under test
         if self.negative:
             self.raw = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                         enable_idempotence=False, request_timeout_ms=120_000)
@@ -210,6 +214,8 @@ class KafkaTarget:
             self.acked.append(message_id)
 
     async def close(self) -> None:
+        if self.group is not None:
+            await self.group.stop()
         if self.producer is not None:
             await self.producer.stop()
         if self.raw is not None:
@@ -227,6 +233,8 @@ class KafkaTarget:
             self.history.add("probe", FAIL, name="kafka.readback", evidence=f"read-back failed: {err}")
             return
         ids = [r.key.decode() for r in records]
+        acked = ([d.message_id for d in self.producer.ledger.entries if d.status == ACKED]
+                 if self.producer is not None else self.acked)
         if self.producer is not None:
             report = check_delivery(self.producer.ledger.entries, ids)
             self.history.add("probe", OK if report.ok else FAIL, name="kafka.readback", evidence=report.summary())
@@ -234,6 +242,77 @@ class KafkaTarget:
             missing = set(self.acked) - set(ids)
             self.history.add("probe", FAIL if missing else OK, name="kafka.readback",
                              evidence=f"{len(self.acked)} acked by raw aiokafka, {len(missing)} missing")
+        if self.group is not None:
+            await self.group.probes(acked)
+
+
+class GroupConsumer:
+    """A consumer-group member reading the workload's topic throughout the scenario."""
+
+    def __init__(self, settings: Settings, topic: str, session_s: float, history: History) -> None:
+        self.settings, self.topic, self.session_s, self.history = settings, topic, session_s, history
+        self.consumer: Any = None
+        self.consumed: list[str] = []
+        self.members: list[tuple[str | None, int]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _membership(self) -> tuple[str | None, int]:
+        coordinator = getattr(self.consumer, "_coordinator", None)  # aiokafka has no public accessor
+        return getattr(coordinator, "member_id", None), getattr(coordinator, "generation", -1)
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.consumer = AIOKafkaConsumer(
+            self.topic, bootstrap_servers=self.settings.kafka_bootstrap, group_id=f"group-{self.topic}",
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=int(self.session_s * 1000),
+            heartbeat_interval_ms=int(self.session_s * 1000 / 5), request_timeout_ms=int(self.session_s * 1000) + 2000)
+        await asyncio.wait_for(self.consumer.start(), 10)
+        self._task = asyncio.ensure_future(self._consume())
+        deadline = time.monotonic() + 10
+        while not self.consumer.assignment() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.members.append(self._membership())
+
+    async def _consume(self) -> None:
+        while True:
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    self.consumed += [r.key.decode() for r in records]
+                if batches:
+                    await asyncio.wait_for(self.consumer.commit(), 5)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # an outage: keep polling, aiokafka reconnects
+                await asyncio.sleep(0.2)
+            membership = self._membership()
+            if membership != self.members[-1] if self.members else False:
+                self.members.append(membership)
+                self.history.add("probe", OK, name="kafka.membership", evidence=f"member {membership}")
+
+    async def probes(self, acked: list[str]) -> None:
+        deadline = time.monotonic() + 10
+        while set(acked) - set(self.consumed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        missing = set(acked) - set(self.consumed)
+        duplicates = len(self.consumed) - len(set(self.consumed))
+        self.history.add("probe", FAIL if missing else OK, name="kafka.consumed",
+                         evidence=f"{len(acked)} acked, {len(set(self.consumed))} consumed by the group member, "
+                                  f"{len(missing)} never consumed, {duplicates} consumed twice")
+        first, last = self.members[0], self._membership()
+        self.history.add("probe", OK, name="kafka.rejoined" if first != last else "kafka.kept_membership",
+                         evidence=f"member/generation {first} -> {last}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.consumer is not None:
+            try:
+                await asyncio.wait_for(self.consumer.stop(), 5)
+            except (asyncio.TimeoutError, Exception):
+                pass
 
 
 class DeliveryNotAcked(Exception):
