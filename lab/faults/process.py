@@ -22,10 +22,8 @@ def _docker(*args: str) -> None:
         raise FaultError(f"docker compose {' '.join(args)} failed: {result.stderr.strip()}")
 
 
-class Pause(Fault):
-    """SIGSTOP the component (docker pause on compose) until healed."""
-
-    kind = "pause"
+class ComponentFault(Fault):
+    """A fault on a whole component: its process on the local backend, its service on compose."""
 
     def __init__(self, ledger: FaultLedger, settings: Settings, component: str) -> None:
         super().__init__(ledger)
@@ -34,11 +32,18 @@ class Pause(Fault):
         self.record = targets.component_process(settings, component) if self.backend == "local" else None
 
     def key(self) -> str:
-        return f"pause:{self.component}"
+        return f"{self.kind}:{self.component}"
 
     def undo(self) -> dict[str, Any]:
-        record = self.record.to_json() if self.record else None
-        return {"backend": self.backend, "component": self.component, "process": record}
+        return {"backend": self.backend, "component": self.component,
+                "process": self.record.to_json() if self.record else None,
+                "settings": targets.settings_env(self.settings)}
+
+
+class Pause(ComponentFault):
+    """SIGSTOP the component (docker pause on compose) until healed."""
+
+    kind = "pause"
 
     async def _inject(self) -> None:
         if self.record is None:
@@ -67,22 +72,10 @@ async def _wait_state(pid: int, stopped: bool, timeout_s: float = 2.0) -> None:
         await asyncio.sleep(0.005)
 
 
-class KillRestart(Fault):
+class KillRestart(ComponentFault):
     """SIGKILL the component; healing starts it again (``lab up``) and waits until it is healthy."""
 
     kind = "kill"
-
-    def __init__(self, ledger: FaultLedger, settings: Settings, component: str) -> None:
-        super().__init__(ledger)
-        self.settings, self.component = settings, component
-        self.backend = targets.backend_name(settings)
-        self.record = targets.component_process(settings, component) if self.backend == "local" else None
-
-    def key(self) -> str:
-        return f"kill:{self.component}"
-
-    def undo(self) -> dict[str, Any]:
-        return {"backend": self.backend, "component": self.component, "settings": targets.settings_env(self.settings)}
 
     async def _inject(self) -> None:
         if self.record is None:
