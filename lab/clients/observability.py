@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import time
 from typing import Any
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -66,7 +65,3 @@ class JsonLinesFormatter(logging.Formatter):
 def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         logger.log(level, msg, extra={"fields": fields})
-
-
-def now() -> float:
-    return time.monotonic()

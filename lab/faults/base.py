@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -142,8 +141,3 @@ async def heal_ledger(ledger: FaultLedger) -> list[str]:
     if failed:
         raise FaultError(f"healed {len(healed)} faults but could not heal {len(failed)}: {'; '.join(failed)}")
     return healed
-
-
-@dataclasses.dataclass(frozen=True)
-class Validated:
-    """Base for fault parameters: subclasses validate in __post_init__."""

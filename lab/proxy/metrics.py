@@ -6,7 +6,6 @@ import gc
 import os
 import resource
 import sys
-import time
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LABELS = ("direction", "listener", "proxy", "upstream")
@@ -102,7 +101,3 @@ def render(byte_counters: ByteCounters | None, started_at: float | None) -> byte
     if byte_counters is not None:
         lines += byte_counters.render()
     return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def now() -> float:
-    return time.time()
