@@ -18,6 +18,12 @@ from .ledger import FaultLedger
 FLOOD_APPLICATION = "chaoslab-flood"
 
 
+def as_owner(pid: int, argv: list[str]) -> list[str]:
+    """``argv`` run with the uid/gid of ``pid`` (numeric: a container's user may not exist on the host)."""
+    uid, gid = targets.owner_ids(pid)
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
+
+
 def _prlimit_as_owner(pid: int, soft: int | None = None) -> tuple[int, int]:
     """Read (and with ``soft``, set) RLIMIT_NOFILE of ``pid`` as the process's own user.
 
@@ -25,19 +31,19 @@ def _prlimit_as_owner(pid: int, soft: int | None = None) -> tuple[int, int]:
     lower its soft limit and raise it back up to the unchanged hard limit.
     """
     try:
-        user = targets.owner(pid)
+        command = as_owner(pid, ["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
+                                 "--output", "SOFT,HARD"])
     except OSError:
         raise FaultError(f"process {pid} is gone") from None
     if soft is not None:
         hard = _prlimit_as_owner(pid)[1]
-        result = subprocess.run(["runuser", "-u", user, "--", "prlimit", "--pid", str(pid),
-                                 f"--nofile={soft}:{hard}"], capture_output=True, text=True, timeout=10)
+        result = subprocess.run(as_owner(pid, ["prlimit", "--pid", str(pid), f"--nofile={soft}:{hard}"]),
+                                capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
-            raise FaultError(f"prlimit on pid {pid} as {user} failed: {result.stderr.strip()}")
-    result = subprocess.run(["runuser", "-u", user, "--", "prlimit", "--pid", str(pid), "--nofile", "--raw",
-                             "--noheadings", "--output", "SOFT,HARD"], capture_output=True, text=True, timeout=10)
+            raise FaultError(f"prlimit on pid {pid} as its owner failed: {result.stderr.strip()}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=10)
     if result.returncode != 0:
-        raise FaultError(f"reading the fd limit of pid {pid} as {user} failed: {result.stderr.strip()}")
+        raise FaultError(f"reading the fd limit of pid {pid} as its owner failed: {result.stderr.strip()}")
     soft_text, hard_text = result.stdout.split()
     return int(soft_text), int(hard_text)
 
@@ -51,7 +57,7 @@ class ServerFdLimit(Fault):
         positive("nofile", nofile)
         super().__init__(ledger)
         self.settings, self.component, self.nofile = settings, component, nofile
-        self.record = targets.component_process(settings, component)
+        self.record = targets.target_pid(settings, component)  # a container's main process on compose
 
     def key(self) -> str:
         return f"fd_limit:{self.component}"

@@ -93,6 +93,63 @@ class CgroupMemoryLimit(Fault):
         return {"oom_kills": getattr(self, "oom_kills", self._oom_kills())}
 
 
+class DockerMemoryLimit(Fault):
+    """Compose: ``docker update --memory`` on the component's container; heal restores the old limit.
+
+    Docker cannot remove a limit once set, so a container that had none gets the
+    host's total memory back (in effect no limit).
+    """
+
+    kind = "docker_memory"
+
+    def __init__(self, ledger: FaultLedger, component: str, limit_bytes: int) -> None:
+        positive("limit_bytes", limit_bytes)
+        super().__init__(ledger)
+        self.component, self.limit_bytes = component, limit_bytes
+        self.container = targets.container_id(component)
+        self.previous = int(targets.inspect(self.container, "{{.HostConfig.Memory}}") or 0)
+
+    def key(self) -> str:
+        return f"docker_memory:{self.component}"
+
+    def undo(self) -> dict[str, Any]:
+        return {"container": self.container, "previous_bytes": self.previous}
+
+    async def _inject(self) -> None:
+        _docker_update(memory_update_command(self.container, self.limit_bytes))
+
+
+def host_memory_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise FaultError("cannot read MemTotal from /proc/meminfo")
+
+
+def memory_update_command(container: str, limit_bytes: int) -> list[str]:
+    """Memory and memory+swap move together (docker refuses a memory limit above the swap limit)."""
+    return ["docker", "update", "--memory", str(limit_bytes), "--memory-swap", str(limit_bytes), container]
+
+
+def _docker_update(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise FaultError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+@undo_for("docker_memory")
+async def _restore_docker_memory(undo: dict[str, Any]) -> None:
+    previous = undo["previous_bytes"] or host_memory_bytes()
+    _docker_update(["docker", "update", "--memory", str(previous), "--memory-swap", "-1", undo["container"]])
+
+
+def memory_limit(ledger: FaultLedger, settings: Settings, component: str, limit_bytes: int) -> Fault:
+    """The backend's way to cap a component's memory: a cgroup locally, docker update on compose."""
+    if targets.backend_name(settings) == "compose":
+        return DockerMemoryLimit(ledger, component, limit_bytes)
+    return CgroupMemoryLimit(ledger, settings, component, limit_bytes)
+
+
 class MemoryTrigger(Fault):
     """Keeps running a memory-hungry query (direct, not through the proxy) while in force."""
 

@@ -106,7 +106,7 @@ class CrashBackend(Fault):
     def __init__(self, ledger: FaultLedger, settings: Settings) -> None:
         super().__init__(ledger)
         self.settings = settings
-        self.postmaster = targets.component_process(settings, "postgres")
+        self.postmaster = targets.target_pid(settings, "postgres")  # the container's postmaster on compose
         self.victim: int | None = None
 
     def key(self) -> str:

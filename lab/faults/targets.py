@@ -44,6 +44,49 @@ def owner(pid: int) -> str:
     return pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
 
 
+def owner_ids(pid: int) -> tuple[int, int]:
+    """(uid, gid) of ``pid``: numeric, since a container's user may not exist on the host."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    uid = int(next(line.split()[1] for line in status if line.startswith("Uid:")))
+    gid = int(next(line.split()[1] for line in status if line.startswith("Gid:")))
+    return uid, gid
+
+
+def container_id(component: str) -> str:
+    """The compose container of ``component`` (project chaoslab)."""
+    import subprocess
+
+    from ..stack.compose import SERVICES, compose_command
+
+    result = subprocess.run(compose_command("ps", "-q", SERVICES[component]), capture_output=True, text=True,
+                            timeout=30)
+    container = result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else ""
+    if not container:
+        raise FaultError(f"no running compose container for {component!r} (is `python -m lab up --backend "
+                         f"compose` up?)")
+    return container
+
+
+def inspect(container: str, template: str) -> str:
+    import subprocess
+
+    result = subprocess.run(["docker", "inspect", "-f", template, container], capture_output=True, text=True,
+                            timeout=30)
+    if result.returncode != 0:
+        raise FaultError(f"docker inspect {container} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def target_pid(settings: Settings, component: str) -> procs.ProcessRecord:
+    """The component's main process as a host pid: our own process locally, the container's on compose."""
+    if backend_name(settings) == "local":
+        return component_process(settings, component)
+    pid = int(inspect(container_id(component), "{{.State.Pid}}"))
+    if pid <= 0:
+        raise FaultError(f"the {component} container is not running")
+    return procs.ProcessRecord(pid, procs.start_ticks(pid) or 0, cmdline(pid).split(" ")[0])
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (Postgres backends of the postmaster)."""
     found = []
