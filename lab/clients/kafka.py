@@ -36,12 +36,16 @@ from .observability import Histogram, log_event
 log = logging.getLogger("lab.clients.kafka")
 
 
+#: What the producer's breaker counts as a failure.
+RECORDED = (KafkaError, KafkaUnavailable, OSError, TimeoutError)
+
+
 def default_breaker() -> BreakerConfig:
     return BreakerConfig(
         failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
         permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=15.0,
         slow_call_duration_s=5.0, slow_call_rate_threshold=100,
-        record_exceptions=(KafkaError, KafkaUnavailable, OSError, TimeoutError),
+        record_exceptions=RECORDED,
     )
 
 
@@ -383,5 +387,5 @@ async def _bounded(awaitable: Any, timeout_s: float) -> bool:
     return True
 
 
-__all__ = ["ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
+__all__ = ["RECORDED", "ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
            "default_breaker"]

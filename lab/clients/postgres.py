@@ -49,13 +49,27 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return False
 
 
+def is_business_error(exc: BaseException) -> bool:
+    """The application's own database errors: neither a failure nor a success for the breaker."""
+    return isinstance(exc, asyncpg.PostgresError) and not is_infrastructure_error(exc)
+
+
+RECORDED = (is_infrastructure_error,)
+IGNORED = (is_business_error,)
+
+
+def _breaks_connection(exc: BaseException) -> bool:
+    """After this error the connection's state is unknown: terminate it rather than reuse it."""
+    return is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
+
+
 def default_breaker() -> BreakerConfig:
     return BreakerConfig(
         failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
         permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=10.0,
         slow_call_duration_s=2.0, slow_call_rate_threshold=100,
-        record_exceptions=(is_infrastructure_error,),
-        ignore_exceptions=(lambda e: isinstance(e, asyncpg.PostgresError) and not is_infrastructure_error(e),),
+        record_exceptions=RECORDED,
+        ignore_exceptions=IGNORED,
     )
 
 
@@ -206,7 +220,7 @@ class PostgresClient:
         try:
             yield conn
         except BaseException as exc:
-            broken = is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
+            broken = _breaks_connection(exc)
             raise
         finally:
             await self._release(conn, pid, broken)
@@ -234,7 +248,7 @@ class PostgresClient:
                     raise PoolExhausted(f"no connection within {s.acquire_timeout_s:g}s "
                                         f"(pool size {self.pool.get_size()}/{s.max_size})") from None
                 except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
-                    if isinstance(err, asyncpg.PostgresError) and not is_infrastructure_error(err):
+                    if is_business_error(err):
                         raise
                     raise DatabaseUnavailable(f"cannot connect: {err or type(err).__name__}") from err
                 try:
@@ -295,7 +309,7 @@ class PostgresClient:
             try:
                 return await getattr(conn, method)(query, *args, timeout=timeout or self.settings.command_timeout_s)
             except BaseException as exc:
-                broken = is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
+                broken = _breaks_connection(exc)
                 self._translate(method, exc, timeout)
                 raise
             finally:
@@ -387,4 +401,4 @@ def _redact(dsn: str) -> str:
 
 
 __all__ = ["CallNotPermitted", "LeakReport", "PoolStats", "PostgresClient", "PostgresSettings",
-           "default_breaker", "is_infrastructure_error"]
+           "IGNORED", "RECORDED", "default_breaker", "is_business_error", "is_infrastructure_error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from pathlib import Path
@@ -69,7 +70,7 @@ class ProxyServer:
         response = await self.api.populate(request)
         if response.status != 201:
             raise ConfigError(f"config file {path}: {response.body.decode('utf-8', 'replace')}")
-        return body.count(b'"name"')
+        return len(json.loads(response.body)["proxies"] or [])
 
     async def serve_forever(self) -> None:
         assert self._server is not None

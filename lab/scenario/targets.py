@@ -84,11 +84,9 @@ class PgTarget:
                                                   command_timeout=None,
                                                   server_settings={"application_name": self.application_name})
             return
-        from ..clients.postgres import is_infrastructure_error
+        from ..clients import postgres
 
-        self.breaker = CircuitBreaker(f"pg:{self.application_name}", p.breaker(
-            (is_infrastructure_error,), (lambda e: isinstance(e, asyncpg.PostgresError)
-                                         and not is_infrastructure_error(e),)))
+        self.breaker = CircuitBreaker(f"pg:{self.application_name}", p.breaker(postgres.RECORDED, postgres.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
         self.client = await PostgresClient(PostgresSettings(
             self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size, connect_timeout_s=p.connect_timeout_s,
@@ -189,12 +187,9 @@ class KafkaTarget:
                                         enable_idempotence=False, request_timeout_ms=120_000)
             await self.raw.start()
             return
-        from aiokafka.errors import KafkaError
+        from ..clients import kafka
 
-        from ..errors import KafkaUnavailable
-
-        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(
-            (KafkaError, KafkaUnavailable, OSError, TimeoutError)))
+        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED))
         _record_transitions(self.breaker, self.history, self.name)
         self.producer = await KafkaProducer(KafkaSettings(
             self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s, request_timeout_s=p.request_timeout_s,

@@ -89,3 +89,12 @@ async def test_a_server_that_never_answers_times_out():
 def test_bad_url_is_rejected():
     with pytest.raises(ValueError, match="http://host:port"):
         ToxiproxyClient("ftp://x")
+
+
+async def test_config_file_count_is_what_populate_created(tmp_path):
+    config = tmp_path / "proxies.json"
+    config.write_text('[{"name":"a","listen":"127.0.0.1:0","upstream":"127.0.0.1:1"},'
+                      '{"name":"b","listen":"127.0.0.1:0","upstream":"127.0.0.1:1","note":"\\"name\\""}]')
+    async with ProxyServer("127.0.0.1", 0) as server:
+        assert await server.populate_file(str(config)) == 2
+        assert set(server.collection.proxies) == {"a", "b"}
