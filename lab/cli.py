@@ -83,8 +83,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, entry in report["components"].items():
         state = "paused" if entry["paused"] else ("running" if entry["running"] else "stopped")
         health = "healthy" if entry["healthy"] else "unhealthy"
-        pid = entry.get("pid") or entry.get("container") or "-"
-        print(f"  {name:<9} {state:<8} pid {pid!s:<8} {health:<10} {entry.get('endpoint', '')}  ({entry['health']})")
+        pid = entry.get("pid") or "-"
+        container = f" container {entry['container']}" if entry.get("container") else ""
+        print(f"  {name:<9} {state:<8} pid {pid!s:<8}{container} {health:<10} {entry.get('endpoint', '')}  "
+              f"({entry['health']})")
     return 0
 
 
@@ -148,15 +150,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .scenario import available, load, run_scenario
     from .scenario.report import verdict_table, write_journal, write_junit
-    from .stack import state as state_file
+    from .stack import backend
 
     if args.all == bool(args.scenarios):
         raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
     scenarios = list(available().values()) if args.all else load(args.scenarios)
     settings = Settings.from_env()
     _log_to_file(settings.state_path / "logs" / "run.log")
-    current = state_file.load(settings.state_path)
-    backend_name = current.backend if current else "none"
+    stack = backend.running(settings)
+    flavour = stack.kafka_flavour()
     results = []
 
     async def run_all() -> None:
@@ -164,11 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
         for scenario in scenarios:
-            if backend_name != "compose" and scenario.skip_reason_local:
-                print(f"SKIP     {scenario.name}: {scenario.skip_reason_local}")
-                continue
-            if backend_name in ("local", "compose") and backend_name not in scenario.backends:
-                print(f"SKIP     {scenario.name}: runs on the {' / '.join(scenario.backends)} backend only")
+            if flavour != "apache" and scenario.needs_apache_kafka:
+                print(f"SKIP     {scenario.name}: the broker is {flavour}: {scenario.needs_apache_kafka}")
                 continue
             label = scenario.name + (" (negative control)" if args.negative_control else "")
             print(f"== {label}: {scenario.description}", flush=True)
@@ -186,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         if args.json:
-            write_journal(args.json, results, backend_name)
+            write_journal(args.json, results, stack.name)
         if args.junit:
             write_junit(args.junit, results)
     print()

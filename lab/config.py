@@ -99,6 +99,24 @@ class Settings:
     def kafka_bootstrap(self) -> str:
         return f"{HOST}:{self.kafka_proxy_port}"
 
+    @property
+    def pg_password(self) -> str:
+        return PG_PASSWORD
+
+    @property
+    def pg_direct_dsn(self) -> str:
+        """Postgres itself, not through the proxy: for the lab's own admin work (leak checks, floods)."""
+        return f"postgresql://{PG_USER}:{self.pg_password}@{HOST}:{self.pg_port}/{PG_DATABASE}"
+
+    def to_env(self) -> dict[str, str]:
+        """The LAB_* variables that rebuild these settings in another process (``lab heal``, compose)."""
+        return {
+            "LAB_STATE_DIR": str(self.state_path), "LAB_PROXY_API_PORT": str(self.proxy_api_port),
+            "LAB_PG_PROXY_PORT": str(self.pg_proxy_port), "LAB_KAFKA_PROXY_PORT": str(self.kafka_proxy_port),
+            "LAB_PG_PORT": str(self.pg_port), "LAB_KAFKA_PORT": str(self.kafka_port),
+            "LAB_START_TIMEOUT_S": str(self.start_timeout_s),
+        }
+
 
 def _port(name: str, raw: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:

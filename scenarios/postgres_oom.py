@@ -1,7 +1,7 @@
 """Postgres capped at 64 MB (a cgroup locally, docker update on compose) while a query needs more:
 the kernel OOM-kills backends, the postmaster runs crash recovery, and every session is cut."""
 
-from lab.faults.memory import MemoryTrigger, memory_limit
+from lab.faults.memory import MemoryLimit, MemoryTrigger
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -16,7 +16,7 @@ SCENARIO = Scenario(
                   "(never a raw driver exception); calls stay bounded; the pool recovers with no leaked sessions. "
                   "Crash recovery takes milliseconds here, so the breaker need not open",
     targets=("pg",),
-    faults=lambda ctx: [memory_limit(ctx.ledger, ctx.settings, "postgres", 64 * 1024 * 1024),
+    faults=lambda ctx: [MemoryLimit(ctx.ledger, ctx.settings, "postgres", 64 * 1024 * 1024),
                         MemoryTrigger(ctx.ledger, ctx.settings, HOG)],
     checks=lambda p: ([("the memory limit bit: queries were killed", checks.fault_observed(
                           "memory_trigger:postgres", "failed", 1, "hungry queries killed")),

@@ -25,7 +25,9 @@ def free_ports(count: int) -> list[int]:
 
 
 class LabEnv:
-    def __init__(self, state_dir: Path) -> None:
+    """``backend``: local by default; the compose tests pass LAB_TEST_BACKEND=compose to the chaos tests."""
+
+    def __init__(self, state_dir: Path, backend: str = "local") -> None:
         api, pg_proxy, kafka_proxy, pg, kafka = free_ports(5)
         self.ports = {"api": api, "pg_proxy": pg_proxy, "kafka_proxy": kafka_proxy, "pg": pg, "kafka": kafka}
         self.state_dir = state_dir
@@ -37,8 +39,9 @@ class LabEnv:
             "LAB_KAFKA_PROXY_PORT": str(kafka_proxy),
             "LAB_PG_PORT": str(pg),
             "LAB_KAFKA_PORT": str(kafka),
-            "LAB_BACKEND": "local",
+            "LAB_BACKEND": backend,
         }
+        self.backend = backend
 
     def run(self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120,
             check: bool = True) -> subprocess.CompletedProcess:

@@ -4,52 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import subprocess
 from typing import Any
 
 import asyncpg
 
-from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER, Settings
-from ..stack import procs
-from . import targets
+from ..config import Settings
+from ..stack import limits
+from ..stack.backend import running
 from .base import Fault, FaultError, positive, undo_for
 from .ledger import FaultLedger
 
 FLOOD_APPLICATION = "chaoslab-flood"
 
 
-def as_owner(pid: int, argv: list[str]) -> list[str]:
-    """``argv`` run with the uid/gid of ``pid`` (numeric: a container's user may not exist on the host)."""
-    uid, gid = targets.owner_ids(pid)
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
-
-
-def _prlimit_as_owner(pid: int, soft: int | None = None) -> tuple[int, int]:
-    """Read (and with ``soft``, set) RLIMIT_NOFILE of ``pid`` as the process's own user.
-
-    Root cannot touch another user's limits here (no CAP_SYS_RESOURCE); the owner can
-    lower its soft limit and raise it back up to the unchanged hard limit.
-    """
-    try:
-        command = as_owner(pid, ["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings",
-                                 "--output", "SOFT,HARD"])
-    except OSError:
-        raise FaultError(f"process {pid} is gone") from None
-    if soft is not None:
-        hard = _prlimit_as_owner(pid)[1]
-        result = subprocess.run(as_owner(pid, ["prlimit", "--pid", str(pid), f"--nofile={soft}:{hard}"]),
-                                capture_output=True, text=True, timeout=10)
-        if result.returncode != 0:
-            raise FaultError(f"prlimit on pid {pid} as its owner failed: {result.stderr.strip()}")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    if result.returncode != 0:
-        raise FaultError(f"reading the fd limit of pid {pid} as its owner failed: {result.stderr.strip()}")
-    soft_text, hard_text = result.stdout.split()
-    return int(soft_text), int(hard_text)
-
-
 class ServerFdLimit(Fault):
-    """Lower the component's soft RLIMIT_NOFILE (its children inherit it): accept() fails with EMFILE."""
+    """Lower the component's soft RLIMIT_NOFILE (its children too): accept() fails with EMFILE."""
 
     kind = "fd_limit"
 
@@ -57,38 +26,22 @@ class ServerFdLimit(Fault):
         positive("nofile", nofile)
         super().__init__(ledger)
         self.settings, self.component, self.nofile = settings, component, nofile
-        self.record = targets.target_pid(settings, component)  # a container's main process on compose
+        self.main = running(settings).main_process(component)  # a container's main process on compose
+        self.previous_soft = limits.nofile(self.main.pid)[0]
 
     def key(self) -> str:
         return f"fd_limit:{self.component}"
 
     def undo(self) -> dict[str, Any]:
-        return {"process": self.record.to_json(), "pids": [self.record.pid], "previous_soft": None}
+        return {"process": self.main.to_json(), "previous_soft": self.previous_soft}
 
-    async def _inject(self) -> dict[str, Any]:
-        pids = [self.record.pid] + targets.children(self.record.pid)
-        previous = _prlimit_as_owner(self.record.pid)[0]
-        self.ledger.update(self.entry, undo={**self.undo(), "pids": pids, "previous_soft": previous})
-        for pid in pids:
-            try:
-                _prlimit_as_owner(pid, self.nofile)
-            except FaultError:
-                if pid == self.record.pid:
-                    raise  # a backend that exited meanwhile does not matter
-        return {"pids": pids, "previous_soft": previous}
+    async def _inject(self) -> None:
+        await asyncio.to_thread(limits.lower_nofile, self.main, self.nofile)
 
 
 @undo_for("fd_limit")
 async def _restore_fd_limit(undo: dict[str, Any]) -> None:
-    record = procs.ProcessRecord.from_json(undo["process"])
-    previous = undo.get("previous_soft")
-    if previous is None or not procs.is_ours(record):
-        return
-    for pid in [record.pid] + targets.children(record.pid):
-        try:
-            _prlimit_as_owner(pid, previous)
-        except (FaultError, OSError):
-            continue  # gone meanwhile
+    await asyncio.to_thread(limits.restore_nofile, undo)
 
 
 async def _disable(api_url: str, proxy: str) -> None:
@@ -120,7 +73,7 @@ class ConnectionFlood(Fault):
         self.connections: list[asyncpg.Connection] = []
 
     def _dsn(self) -> str:
-        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.settings.pg_port}/{PG_DATABASE}"
+        return self.settings.pg_direct_dsn
 
     def key(self) -> str:
         return "flood:postgres"

@@ -1,4 +1,4 @@
-"""Memory pressure: a cgroup memory limit on a component (v1 or v2), and a bounded memory hog."""
+"""Memory pressure: a memory limit on a component, a query that needs more, and a bounded memory hog."""
 
 from __future__ import annotations
 
@@ -7,147 +7,56 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..stack import procs
-from . import targets
-from .base import Fault, FaultError, positive, undo_for
+from ..stack.backend import running
+from .base import Fault, positive, undo_for
 from .ledger import FaultLedger
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def cgroup_of(pid: int) -> tuple[str, Path]:
-    """('v1'|'v2', the memory cgroup directory ``pid`` is in)."""
-    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return "v1", CGROUP_ROOT / "memory" / path.lstrip("/")
-    for line in lines:
-        if line.startswith("0::"):
-            return "v2", CGROUP_ROOT / line[3:].lstrip("/")
-    raise FaultError(f"no memory cgroup controller for pid {pid}")
+from .process import backend_of
 
 
-class CgroupMemoryLimit(Fault):
-    """Move the component and its children into a new cgroup with ``limit_bytes``: the kernel OOM-kills."""
+class MemoryLimit(Fault):
+    """Cap the component's memory (a cgroup of its own locally, ``docker update`` on compose): the kernel
+    OOM-kills past it. The heal restores the previous limit."""
 
-    kind = "cgroup_memory"
+    kind = "memory_limit"
 
     def __init__(self, ledger: FaultLedger, settings: Settings, component: str, limit_bytes: int) -> None:
         positive("limit_bytes", limit_bytes)
         super().__init__(ledger)
         self.settings, self.component, self.limit_bytes = settings, component, limit_bytes
-        self.record = targets.component_process(settings, component)
-        self.version, self.parent = cgroup_of(self.record.pid)
-        self.group = self.parent / f"chaoslab-{uuid.uuid4().hex[:8]}"
+        self.backend = running(settings)
+        self.backend.main_process(component)  # fails now, before the ledger, if it is not running
+        self.oom_kills: int | None = None
 
     def key(self) -> str:
-        return f"cgroup_memory:{self.component}"
+        return f"memory_limit:{self.component}"
 
     def undo(self) -> dict[str, Any]:
-        return {"version": self.version, "parent": str(self.parent), "group": str(self.group),
-                "process": self.record.to_json()}
-
-    async def _inject(self) -> dict[str, Any]:
-        try:
-            self.group.mkdir()
-        except OSError as err:
-            raise FaultError(f"cannot create cgroup {self.group}: {err.strerror}") from None
-        limit_file = "memory.limit_in_bytes" if self.version == "v1" else "memory.max"
-        (self.group / limit_file).write_text(str(self.limit_bytes))
-        if self.version == "v1" and (self.group / "memory.memsw.limit_in_bytes").exists():
-            try:
-                (self.group / "memory.memsw.limit_in_bytes").write_text(str(self.limit_bytes))
-            except OSError:
-                pass  # swap accounting off: the memory limit alone applies
-        moved = []
-        for pid in [self.record.pid] + targets.children(self.record.pid):
-            try:
-                (self.group / "cgroup.procs").write_text(str(pid))
-                moved.append(pid)
-            except OSError:
-                continue
-        return {"moved": moved}
-
-    async def heal(self) -> None:
-        self.oom_kills = self._oom_kills()  # read before the group is removed
-        await super().heal()
-
-    def _oom_kills(self) -> int:
-        try:
-            text = (self.group / ("memory.oom_control" if self.version == "v1" else "memory.events")).read_text()
-        except OSError:
-            return getattr(self, "oom_kills", 0)
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name == "oom_kill":
-                return int(value)
-        return 0
-
-    def report(self) -> dict[str, Any]:
-        return {"oom_kills": getattr(self, "oom_kills", self._oom_kills())}
-
-
-class DockerMemoryLimit(Fault):
-    """Compose: ``docker update --memory`` on the component's container; heal restores the old limit.
-
-    Docker cannot remove a limit once set, so a container that had none gets the
-    host's total memory back (in effect no limit).
-    """
-
-    kind = "docker_memory"
-
-    def __init__(self, ledger: FaultLedger, component: str, limit_bytes: int) -> None:
-        positive("limit_bytes", limit_bytes)
-        super().__init__(ledger)
-        self.component, self.limit_bytes = component, limit_bytes
-        self.container = targets.container_id(component)
-        self.previous = int(targets.inspect(self.container, "{{.HostConfig.Memory}}") or 0)
-
-    def key(self) -> str:
-        return f"docker_memory:{self.component}"
-
-    def undo(self) -> dict[str, Any]:
-        return {"container": self.container, "previous_bytes": self.previous}
+        return {"component": self.component, "settings": self.settings.to_env(), "limit": None}
 
     async def _inject(self) -> None:
-        _docker_update(memory_update_command(self.container, self.limit_bytes))
+        def record(limit: dict[str, Any]) -> None:  # called by the backend before it changes anything
+            assert self.entry is not None
+            self.ledger.update(self.entry, undo={**self.undo(), "limit": limit})
+
+        await asyncio.to_thread(self.backend.set_memory_limit, self.component, self.limit_bytes, record)
+
+    async def heal(self) -> None:
+        if self.entry is not None and self.entry["undo"].get("limit") and self.oom_kills is None:
+            self.oom_kills = self.backend.oom_kills(self.entry["undo"]["limit"])  # read before it is undone
+        await super().heal()
+
+    def report(self) -> dict[str, Any]:
+        return {"oom_kills": self.oom_kills or 0}
 
 
-def host_memory_bytes() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    raise FaultError("cannot read MemTotal from /proc/meminfo")
-
-
-def memory_update_command(container: str, limit_bytes: int) -> list[str]:
-    """Memory and memory+swap move together (docker refuses a memory limit above the swap limit)."""
-    return ["docker", "update", "--memory", str(limit_bytes), "--memory-swap", str(limit_bytes), container]
-
-
-def _docker_update(argv: list[str]) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise FaultError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
-
-
-@undo_for("docker_memory")
-async def _restore_docker_memory(undo: dict[str, Any]) -> None:
-    previous = undo["previous_bytes"] or host_memory_bytes()
-    _docker_update(["docker", "update", "--memory", str(previous), "--memory-swap", "-1", undo["container"]])
-
-
-def memory_limit(ledger: FaultLedger, settings: Settings, component: str, limit_bytes: int) -> Fault:
-    """The backend's way to cap a component's memory: a cgroup locally, docker update on compose."""
-    if targets.backend_name(settings) == "compose":
-        return DockerMemoryLimit(ledger, component, limit_bytes)
-    return CgroupMemoryLimit(ledger, settings, component, limit_bytes)
+@undo_for("memory_limit")
+async def _restore_memory_limit(undo: dict[str, Any]) -> None:
+    if undo.get("limit"):
+        await asyncio.to_thread(backend_of(undo).restore_memory_limit, undo["limit"])
 
 
 class MemoryTrigger(Fault):
@@ -164,9 +73,7 @@ class MemoryTrigger(Fault):
         self.runs = self.killed = 0
 
     def _dsn(self) -> str:
-        from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER
-
-        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.settings.pg_port}/{PG_DATABASE}"
+        return self.settings.pg_direct_dsn
 
     def key(self) -> str:
         return "memory_trigger:postgres"
@@ -216,26 +123,6 @@ async def _stop_trigger(undo: dict[str, Any]) -> None:
                            MemoryTrigger.APPLICATION)
     finally:
         await conn.close()
-
-
-@undo_for("cgroup_memory")
-async def _remove_cgroup(undo: dict[str, Any]) -> None:
-    group, parent = Path(undo["group"]), Path(undo["parent"])
-    if not group.exists():
-        return
-    for _ in range(50):
-        pids = [p for p in (group / "cgroup.procs").read_text().split() if p]
-        for pid in pids:
-            try:
-                (parent / "cgroup.procs").write_text(pid)
-            except OSError:
-                pass  # exited meanwhile
-        try:
-            group.rmdir()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)  # a process was forked into it meanwhile: move again
-    raise FaultError(f"cannot remove cgroup {group}")
 
 
 class MemoryHog(Fault):

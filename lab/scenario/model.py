@@ -41,8 +41,8 @@ class Scenario:
     interval_s: float = 0.025  # one call per target per interval
     storm_rate: float = 0.0  # fraction of calls the workload cancels mid-flight (cancellation storms)
     consumer_session_s: float | None = None  # also run a consumer-group member with this session timeout
-    backends: tuple[str, ...] = ("local", "compose")
-    skip_reason_local: str = ""  # why it cannot run on the local backend (Tansu limits), if so
+    # why it needs Apache Kafka, if it does: skipped with this reason where the broker is Tansu
+    needs_apache_kafka: str = ""
 
 
 def scenarios_dir() -> Path:

@@ -18,8 +18,7 @@ from ..config import Settings
 from ..errors import LabError, StackError
 from ..faults import FaultLedger, heal_ledger
 from ..proxy.client import ToxiproxyClient, ToxiproxyError
-from ..stack import health, procs
-from ..stack import state as state_file
+from ..stack import backend, health
 from .checks import Verdict, probe_passes, run_check, worst
 from .history import FAIL, OK, UNKNOWN, History
 from .model import FaultContext, Scenario
@@ -106,35 +105,40 @@ class Workload:
 
 
 async def steady_state(settings: Settings, history: History, targets: tuple[str, ...]) -> None:
-    """Both servers answer through the proxy, and with the proxy down nothing gets through."""
+    """Both servers answer through the proxy, and with the proxy down no request gets through.
+
+    "Gets through" means a real protocol exchange, not a TCP connect: where a port is
+    published by Docker, its forwarder accepts every connection and only then closes it.
+    """
+    pg = lambda port: health.postgres_ready(port, password=settings.pg_password, timeout_s=1.0)  # noqa: E731
+    exchanges = {"pg": ("postgres", lambda: pg(settings.pg_proxy_port)),
+                 "kafka": ("kafka", lambda: health.kafka_ready(settings.kafka_proxy_port, timeout_s=1.0))}
+    chosen = {target: exchanges[target] for target in targets}
     try:
-        if "pg" in targets:
-            history.add("probe", OK, name="steady.pg", evidence=await health.postgres_ready(settings.pg_proxy_port))
-        if "kafka" in targets:
-            history.add("probe", OK, name="steady.kafka", evidence=await health.kafka_ready(settings.kafka_proxy_port))
+        for target, (_, exchange) in chosen.items():
+            history.add("probe", OK, name=f"steady.{target}", evidence=await exchange())
         client = ToxiproxyClient(settings.proxy_url)
-        names = [n for t, n in (("pg", "postgres"), ("kafka", "kafka")) if t in targets]
-        for name in names:
-            await client.disable(name)
+        for proxy, _ in chosen.values():
+            await client.disable(proxy)
         try:
-            for target, port in (("pg", settings.pg_proxy_port), ("kafka", settings.kafka_proxy_port)):
-                if target in targets:
-                    try:
-                        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
-                        writer.close()
-                        raise StackError(f"{target}: 127.0.0.1:{port} still answers with its proxy disabled: "
-                                         f"traffic would bypass the proxy")
-                    except (ConnectionRefusedError, asyncio.TimeoutError):
-                        pass
+            for target, (proxy, exchange) in chosen.items():
+                try:
+                    evidence = await exchange()
+                except health.Unhealthy:
+                    continue
+                raise StackError(f"{target}: answered with its proxy disabled ({evidence}): traffic bypasses "
+                                 f"the proxy")
         finally:
-            for name in names:
-                await client.enable(name)
-        history.add("probe", OK, name="steady.proxy", evidence="with the proxies disabled nothing connects")
+            for proxy, _ in chosen.values():
+                await client.enable(proxy)
+        history.add("probe", OK, name="steady.proxy", evidence="with the proxies disabled no request gets through")
     except (health.Unhealthy, ToxiproxyError) as err:
         raise StackError(f"steady state not reached: {err} (is the stack up? `python -m lab up`)") from err
 
 
 async def faults_healed(settings: Settings, ledger: FaultLedger, history: History) -> None:
+    """The stack as ``up`` left it: ledger clean, proxies enabled without toxics, the backend's components
+    running, not paused, not capped."""
     problems = []
     unhealed = ledger.unhealed()
     if unhealed:
@@ -147,15 +151,13 @@ async def faults_healed(settings: Settings, ledger: FaultLedger, history: Histor
                 problems.append(f"proxy {name} is disabled")
     except ToxiproxyError as err:
         problems.append(f"proxy unreachable: {err}")
-    current = state_file.load(settings.state_path)
-    for name, component in (current.components.items() if current else []):
-        if component.process is not None:
-            if not procs.is_ours(component.process):
-                problems.append(f"{name} is not running")
-            elif procs.state_letter(component.process.pid) == "T":
-                problems.append(f"{name} is still stopped (SIGSTOP)")
+    try:
+        problems += await asyncio.to_thread(backend.running(settings).problems)
+    except LabError as err:
+        problems.append(str(err))
     history.add("probe", FAIL if problems else OK, name="faults.healed",
-                evidence="; ".join(problems) or "no toxics, every proxy enabled, every process running, ledger clean")
+                evidence="; ".join(problems) or "no toxics, every proxy enabled, every component running, "
+                                                "ledger clean")
 
 
 async def _wait_recovered(targets: list[Any], history: History, timeout_s: float) -> float:

@@ -1,16 +1,74 @@
-"""Choosing a backend: compose only where a Docker engine answers and the images can be had."""
+"""The Backend contract, and choosing one: compose only where a Docker engine answers and the images can be had.
+
+Faults, the runner and the checks act on the stack only through a ``Backend``;
+nothing else branches on a backend's name, reads the state file or a container.
+Component names are ``COMPONENTS``. Every method is blocking and bounded in time
+(faults call them through ``asyncio.to_thread``).
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import Any, Callable, Protocol
 
 from ..config import Settings
 from . import state as state_file
-from .compose import IMAGES, ComposeBackend
-from .local import LocalBackend
+from .procs import ProcessRecord
 
-Backend = LocalBackend | ComposeBackend
+COMPONENTS = ("proxy", "postgres", "kafka")
+
+
+class Backend(Protocol):
+    """What the lab needs from a running stack, whatever runs it (processes, containers, later pods)."""
+
+    name: str
+    settings: Settings
+
+    def up(self) -> dict[str, str]:
+        """Bring every component up and healthy; {component: 'started'|'running'|'resumed'}."""
+
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop what ``up`` started; the components stopped."""
+
+    def status(self) -> dict[str, Any]:
+        """{'backend', 'up', 'components': {name: {'pid', 'running', 'paused', 'healthy', 'health', ...}}}."""
+
+    def logs(self, names: list[str], lines: int) -> str: ...
+
+    def main_process(self, component: str) -> ProcessRecord:
+        """The component's main server process as a host pid (the postmaster, the broker)."""
+
+    def pause(self, component: str) -> None:
+        """Freeze the component; returns once it is really stopped."""
+
+    def resume(self, component: str) -> None:
+        """Undo ``pause``; harmless when it is not paused."""
+
+    def kill(self, component: str) -> None:
+        """SIGKILL the component; returns once it is gone."""
+
+    def start(self, component: str) -> None:
+        """Start a killed component again; returns once it is healthy (or raises StartTimeout)."""
+
+    def resume_paused(self) -> list[str]:
+        """Resume every paused component (``lab heal``); the ones resumed."""
+
+    def set_memory_limit(self, component: str, limit_bytes: int, record: Callable[[dict[str, Any]], None]) -> None:
+        """Cap the component's memory (the kernel OOM-kills past it). ``record`` is given what
+        ``restore_memory_limit`` needs (JSON, for another process to heal) before anything changes."""
+
+    def restore_memory_limit(self, undo: dict[str, Any]) -> None:
+        """Undo ``set_memory_limit``; idempotent."""
+
+    def oom_kills(self, undo: dict[str, Any]) -> int:
+        """OOM kills counted under the limit ``set_memory_limit`` set (0 when it cannot tell)."""
+
+    def problems(self) -> list[str]:
+        """What is not as ``up`` left it: components not running, paused, or still memory-capped."""
+
+    def kafka_flavour(self) -> str:
+        """'apache' for Apache Kafka, 'tansu' for the Tansu broker (no idempotence, no CreatePartitions, ...)."""
 
 
 def _docker(*args: str, timeout_s: float) -> tuple[bool, str]:
@@ -24,6 +82,8 @@ def _docker(*args: str, timeout_s: float) -> tuple[bool, str]:
 
 def detect(settings: Settings) -> tuple[str, str]:
     """(backend name, why) for LAB_BACKEND / --backend = auto|local|compose."""
+    from .compose import images
+
     if settings.backend != "auto":
         return settings.backend, f"{settings.backend} was asked for"
     if shutil.which("docker") is None:
@@ -31,7 +91,10 @@ def detect(settings: Settings) -> tuple[str, str]:
     ok, detail = _docker("info", "--format", "{{.ServerVersion}}", timeout_s=5)
     if not ok:
         return "local", f"no Docker engine answers ({detail})"
-    missing = [image for image in IMAGES if not _docker("image", "inspect", image, timeout_s=10)[0]]
+    if not _docker("compose", "version", timeout_s=10)[0]:
+        return "local", f"Docker {detail} answers, but there is no `docker compose` (compose v2)"
+    wanted = list(images().values())
+    missing = [image for image in wanted if not _docker("image", "inspect", image, timeout_s=10)[0]]
     unpullable = [image for image in missing if not _docker("manifest", "inspect", image, timeout_s=15)[0]]
     if unpullable:
         return "local", f"Docker {detail} answers, but {', '.join(unpullable)} can neither be found nor pulled"
@@ -40,6 +103,9 @@ def detect(settings: Settings) -> tuple[str, str]:
 
 
 def for_settings(settings: Settings, name: str) -> Backend:
+    from .compose import ComposeBackend
+    from .local import LocalBackend
+
     return ComposeBackend(settings) if name == "compose" else LocalBackend(settings)
 
 
@@ -47,3 +113,13 @@ def recorded(settings: Settings) -> Backend:
     """The backend the state file says is up (local when nothing is recorded)."""
     current = state_file.load(settings.state_path)
     return for_settings(settings, current.backend if current else "local")
+
+
+def running(settings: Settings) -> Backend:
+    """The backend of the stack that is up; a StackError when none is."""
+    from ..errors import StackError
+
+    current = state_file.load(settings.state_path)
+    if current is None:
+        raise StackError("the stack is not up (no state file): run `python -m lab up` first")
+    return for_settings(settings, current.backend)

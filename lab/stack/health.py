@@ -38,12 +38,13 @@ async def proxy_ready(api_port: int, expect: tuple[str, ...] = (), timeout_s: fl
     return f"toxiproxy API {version}"
 
 
-async def postgres_ready(port: int, database: str = PG_DATABASE, timeout_s: float = 2.0) -> str:
+async def postgres_ready(port: int, database: str = PG_DATABASE, timeout_s: float = 2.0,
+                         password: str = PG_PASSWORD) -> str:
     import asyncpg
 
     try:
         conn = await asyncio.wait_for(
-            asyncpg.connect(host=HOST, port=port, user=PG_USER, password=PG_PASSWORD, database=database,
+            asyncpg.connect(host=HOST, port=port, user=PG_USER, password=password, database=database,
                             timeout=timeout_s), timeout_s)
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
         raise Unhealthy(f"cannot connect to postgres on {HOST}:{port}: {err or type(err).__name__}") from None

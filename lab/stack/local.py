@@ -14,19 +14,21 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from ..config import Settings
 from ..errors import StackError, StartTimeout
-from . import health, procs
+from . import health, limits, procs
 from . import state as state_file
 from .kafka import LocalKafka
 from .postgres import LocalPostgres, data_roots
 from .proxy import LocalProxy
+from .procs import ProcessRecord
 from .state import ComponentState, StackState
 
 STOP_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 1.5
+SIGNAL_TIMEOUT_S = 2.0  # SIGSTOP and SIGCONT are delivered asynchronously
 
 
 class Component(Protocol):
@@ -209,9 +211,78 @@ class LocalBackend:
         resumed = []
         for recorded in (current.components.values() if current else []):
             if recorded.process and procs.is_ours(recorded.process) and procs.state_letter(recorded.process.pid) == "T":
-                os.kill(recorded.process.pid, signal.SIGCONT)
+                self.resume(recorded.name)
                 resumed.append(recorded.name)
         return resumed
+
+    # -- what faults do ----------------------------------------------------------------------------------
+
+    def main_process(self, component: str) -> ProcessRecord:
+        if component not in self.components:
+            raise StackError(f"no component {component!r}: choose from {', '.join(self.components)}")
+        current = state_file.load(self.state_dir)
+        entry = current.components.get(component) if current else None
+        if entry is None or entry.process is None or not procs.is_ours(entry.process):
+            raise StackError(f"component {component!r} is not running under this lab (run `python -m lab up`)")
+        return entry.process
+
+    def pause(self, component: str) -> None:
+        record = self.main_process(component)
+        os.kill(record.pid, signal.SIGSTOP)
+        _wait_state(record, stopped=True)
+
+    def resume(self, component: str) -> None:
+        try:
+            record = self.main_process(component)
+        except StackError:
+            return  # not running: nothing is paused
+        if procs.state_letter(record.pid) == "T":
+            os.kill(record.pid, signal.SIGCONT)
+            _wait_state(record, stopped=False)
+
+    def kill(self, component: str) -> None:
+        record = self.main_process(component)
+        os.kill(record.pid, signal.SIGKILL)
+        if not procs.wait_gone(record, STOP_TIMEOUT_S):
+            raise StackError(f"{component} (pid {record.pid}) survived SIGKILL for {STOP_TIMEOUT_S:g}s")
+
+    def start(self, component: str) -> None:
+        self.up()  # starts what is dead and waits until everything is healthy
+
+    def set_memory_limit(self, component: str, limit_bytes: int, record: Callable[[dict[str, Any]], None]) -> None:
+        limits.cap_memory(self.main_process(component), limit_bytes, record)
+
+    def restore_memory_limit(self, undo: dict[str, Any]) -> None:
+        limits.uncap_memory(undo)
+
+    def oom_kills(self, undo: dict[str, Any]) -> int:
+        return limits.oom_kills(undo["version"], Path(undo["group"]))
+
+    def problems(self) -> list[str]:
+        current = state_file.load(self.state_dir)
+        found = []
+        for name, component in (current.components.items() if current else []):
+            if component.process is None or not procs.is_ours(component.process):
+                found.append(f"{name} is not running")
+            elif procs.state_letter(component.process.pid) == "T":
+                found.append(f"{name} is still stopped (SIGSTOP)")
+            elif limits.cgroup_of(component.process.pid)[1].name.startswith(limits.CGROUP_PREFIX):
+                found.append(f"{name} is still in a memory-capped cgroup")
+        if current is None:
+            found.append("the stack is not up")
+        return found
+
+    def kafka_flavour(self) -> str:
+        return "tansu"
+
+
+def _wait_state(record: ProcessRecord, stopped: bool) -> None:
+    deadline = time.monotonic() + SIGNAL_TIMEOUT_S
+    while (procs.state_letter(record.pid) == "T") != stopped:
+        if time.monotonic() > deadline:
+            raise StackError(f"pid {record.pid} did not {'stop' if stopped else 'resume'} within "
+                             f"{SIGNAL_TIMEOUT_S:g}s")
+        time.sleep(0.005)
 
 
 def still_listening(ports: list[int]) -> set[int]:

@@ -177,3 +177,30 @@ def tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (a postmaster's backends), host pids."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line ('' once it is gone); a Postgres backend's shows its title."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def record_of(pid: int) -> ProcessRecord:
+    """A record of a running process the lab did not spawn itself (a container's main process)."""
+    return ProcessRecord(pid, start_ticks(pid) or 0, cmdline(pid).split(" ")[0])

@@ -1,6 +1,12 @@
-"""A real local stack of its own for the chaos tests (free ports, its own state dir)."""
+"""A real stack of its own for the chaos tests (free ports, its own state dir).
+
+The local backend by default; LAB_TEST_BACKEND=compose runs the same tests on the compose
+backend (what `make test-compose` does, inside the Docker engine's network namespace).
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -11,7 +17,7 @@ from ..labenv import LabEnv
 
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory):
-    env = LabEnv(tmp_path_factory.mktemp("chaos-lab"))
+    env = LabEnv(tmp_path_factory.mktemp("chaos-lab"), os.environ.get("LAB_TEST_BACKEND", "local"))
     env.run("up")
     yield env
     env.run("heal", check=False)

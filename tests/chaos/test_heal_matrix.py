@@ -1,9 +1,10 @@
 """Faults always heal: normal exit, failing check, exception, Ctrl-C, SIGTERM, and SIGKILL + `lab heal`.
 
 The run is a real `python -m lab run` subprocess injecting a toxic, a partition,
-a SIGSTOP, a lowered server fd limit and a cgroup memory limit at once. After it
-ends, the system itself is inspected: the proxies, the process state, the
-Postgres process's fd limit (read as its owner) and its memory cgroup.
+a pause, a lowered server fd limit and a memory limit at once. After it ends, the
+system itself is inspected: the proxies, the backend's view of its components, the
+Postgres server's fd limit (read as its owner) and the memory limit the kernel
+enforces on it. Runs on whichever backend the chaos stack uses.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.faults.fd import _prlimit_as_owner
-from lab.faults.memory import cgroup_of
+from lab.config import Settings
 from lab.proxy.client import ToxiproxyClient
-from lab.stack import procs
+from lab.stack import limits
+from lab.stack.backend import running
 
 from ..labenv import ROOT
 
@@ -30,19 +31,18 @@ pytestmark = pytest.mark.chaos
 SCENARIO_DIR = Path(__file__).parent / "heal_scenarios"
 
 
-def pids(stack) -> dict[str, int]:
-    return {name: c["pid"] for name, c in stack.status()["components"].items()}
-
-
 def snapshot(stack) -> dict:
-    p = pids(stack)
+    backend = running(Settings.from_env(stack.env))
+    components = backend.status()["components"]
+    postgres = backend.main_process("postgres").pid
     proxies = asyncio.run(ToxiproxyClient(stack.proxy_url).proxies())
     return {
         "toxics": {name: [t.name for t in proxy.toxics] for name, proxy in proxies.items()},
         "enabled": {name: proxy.enabled for name, proxy in proxies.items()},
-        "kafka_state": procs.state_letter(p["kafka"]),
-        "pg_nofile": _prlimit_as_owner(p["postgres"]),
-        "pg_cgroup": str(cgroup_of(p["postgres"])[1]),
+        "kafka_paused": components["kafka"]["paused"],
+        "pg_nofile": limits.nofile(postgres),
+        "pg_memory_limit": limits.memory_limit_bytes(postgres),
+        "problems": backend.problems(),
         "unhealed": [e["key"] for e in _ledger(stack)],
     }
 
@@ -72,7 +72,7 @@ def wait_for_faults(proc: subprocess.Popen, stack, count: int = 5, timeout: floa
 @pytest.fixture
 def baseline(chaos_stack):
     before = snapshot(chaos_stack)
-    assert before["unhealed"] == [] and before["kafka_state"] != "T"
+    assert before["unhealed"] == [] and not before["kafka_paused"] and before["problems"] == []
     yield before
     chaos_stack.run("heal", check=False)
 
@@ -81,9 +81,11 @@ def assert_restored(stack, before: dict) -> None:
     after = snapshot(stack)
     assert after["toxics"] == {name: [] for name in before["toxics"]}
     assert all(after["enabled"].values()), after["enabled"]
-    assert after["kafka_state"] != "T"
+    assert not after["kafka_paused"]
     assert after["pg_nofile"] == before["pg_nofile"]
-    assert after["pg_cgroup"] == before["pg_cgroup"]
+    # docker cannot lift a limit: "none" comes back as the host's RAM
+    assert after["pg_memory_limit"] >= min(before["pg_memory_limit"], limits.host_memory_bytes())
+    assert after["problems"] == []
     assert after["unhealed"] == []
 
 
@@ -102,8 +104,9 @@ def test_interrupted_run_heals(chaos_stack, baseline, sig):
     proc = start_run(chaos_stack, "pass", fault_s=30)
     wait_for_faults(proc, chaos_stack)
     during = snapshot(chaos_stack)
-    assert during["kafka_state"] == "T" and during["enabled"]["postgres"] is False
-    assert during["pg_nofile"][0] == 64 and during["pg_cgroup"] != baseline["pg_cgroup"]
+    assert during["kafka_paused"] and during["enabled"]["postgres"] is False
+    assert during["pg_nofile"][0] == 64 and during["pg_memory_limit"] == 512 * 1024 * 1024
+    assert during["problems"], "the backend must see the paused and capped components"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
@@ -117,7 +120,7 @@ def test_killed_run_is_healed_by_lab_heal_twice(chaos_stack, baseline):
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     left = snapshot(chaos_stack)
-    assert left["kafka_state"] == "T" and left["enabled"]["postgres"] is False and len(left["unhealed"]) == 5
+    assert left["kafka_paused"] and left["enabled"]["postgres"] is False and len(left["unhealed"]) == 5
     first = chaos_stack.run("heal")
     assert "ledger: 5 faults healed" in first.stdout
     assert_restored(chaos_stack, baseline)

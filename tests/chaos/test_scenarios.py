@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from lab.scenario import available, run_scenario
+from lab.stack.backend import running
 
 pytestmark = pytest.mark.chaos
 
@@ -17,16 +18,16 @@ def _summary(result) -> str:
     return "\n".join(f"{v.result:7} {v.check}: {v.evidence}" for v in result.verdicts)
 
 
-def _runnable(name: str):
+def _runnable(name: str, settings):
     scenario = available()[name]
-    if scenario.skip_reason_local:  # the chaos stack is the local backend
-        pytest.skip(scenario.skip_reason_local)
+    if scenario.needs_apache_kafka and running(settings).kafka_flavour() != "apache":
+        pytest.skip(scenario.needs_apache_kafka)
     return scenario
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
-    result = asyncio.run(run_scenario(_runnable(name), chaos_settings))
+    result = asyncio.run(run_scenario(_runnable(name, chaos_settings), chaos_settings))
     assert result.error is None, result.error
     assert result.verdict == "pass", _summary(result)
     healed = result.history.probe("faults.healed")
@@ -35,7 +36,7 @@ def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_fails_under_the_negative_control(chaos_settings, name):
-    result = asyncio.run(run_scenario(_runnable(name), chaos_settings, negative=True))
+    result = asyncio.run(run_scenario(_runnable(name, chaos_settings), chaos_settings, negative=True))
     assert result.error is None, result.error
     assert result.verdict == "fail", _summary(result)
     healed = result.history.probe("faults.healed")

@@ -45,20 +45,6 @@ def test_errors_share_one_root_and_carry_exit_codes():
     assert "port 5 on 127.0.0.1 is already in use by pid 1 (init)" in str(PortInUse(5, "pid 1 (init)"))
 
 
-def test_compose_commands_name_the_project_and_file():
-    up = compose.up_command(30)
-    assert up[:6] == ["docker", "compose", "-f", str(compose.COMPOSE_FILE), "-p", "chaoslab"]
-    assert "--wait" in up and up[-3:] == ["toxiproxy", "postgres", "kafka"]
-    assert compose.down_command(purge=True)[-1] == "--volumes"
-    assert "--volumes" not in compose.down_command(purge=False)
-
-
-def test_compose_ps_output_in_both_formats():
-    lines = '{"Service":"kafka","State":"running"}\n{"Service":"postgres","State":"paused"}'
-    assert compose.parse_ps(lines)["postgres"]["State"] == "paused"
-    assert compose.parse_ps('[{"Service":"toxiproxy","State":"exited"}]')["toxiproxy"]["State"] == "exited"
-    assert compose.parse_ps("") == {}
-
 
 def test_kafka_metadata_brokers_are_parsed():
     def broker(node: int, host: str, port: int) -> bytes:

@@ -4,7 +4,7 @@ import os
 
 from lab.faults.base import Fault, undo_for
 from lab.faults.fd import ServerFdLimit
-from lab.faults.memory import CgroupMemoryLimit
+from lab.faults.memory import MemoryLimit
 from lab.faults.network import Partition, ToxicFault, latency
 from lab.faults.process import Pause
 from lab.scenario import Scenario
@@ -37,7 +37,7 @@ def faults(ctx):
             Partition(ctx.ledger, url, "postgres"),
             Pause(ctx.ledger, ctx.settings, "kafka"),
             ServerFdLimit(ctx.ledger, ctx.settings, "postgres", 64),
-            CgroupMemoryLimit(ctx.ledger, ctx.settings, "postgres", 512 * 1024 * 1024)]
+            MemoryLimit(ctx.ledger, ctx.settings, "postgres", 512 * 1024 * 1024)]
     if os.environ.get("HEAL_MODE") == "raise":
         plan.append(Explodes(ctx.ledger))
     return plan
