@@ -3,7 +3,14 @@ PY ?= .venv/bin/python
 TEST_TYPES := unit property integration e2e stress race performance chaos proxy
 STAMP := .venv/.installed
 
-.PHONY: install test bench lab-up lab-down lab-status proxy clean $(addprefix test-,$(TEST_TYPES))
+# The compose tests: a Docker engine of the lab's own in a network namespace, stand-in images built from
+# Debian's and PyPI's packages (no registry here), and the chaos tests on the compose backend inside it.
+ENGINE := compose/engine/engine.sh
+ENGINE_HOST := unix:///run/chaoslab-docker/docker.sock
+STAND_INS := LAB_POSTGRES_IMAGE=chaoslab/postgres:dev LAB_KAFKA_IMAGE=chaoslab/kafka:dev LAB_PROXY_IMAGE=chaoslab/proxy:dev
+
+.PHONY: install test test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
+	$(addprefix test-,$(TEST_TYPES))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -18,6 +25,15 @@ test: $(STAMP)
 
 $(addprefix test-,$(TEST_TYPES)): test-%: $(STAMP)
 	$(PY) -m pytest -q -m $* tests
+
+compose-engine:
+	bash $(ENGINE) start
+
+compose-images: compose-engine $(STAMP)
+	DOCKER_HOST=$(ENGINE_HOST) PYTHON=$(PY) bash compose/images/build.sh
+
+test-compose: compose-images
+	bash $(ENGINE) exec env $(STAND_INS) LAB_TEST_BACKEND=compose $(PY) -m pytest -q tests/chaos
 
 lab-up: $(STAMP)
 	$(PY) -m lab up

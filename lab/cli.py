@@ -33,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="the last lines of each component's log")
     logs.add_argument("components", nargs="*", help="proxy, postgres, kafka (default: all)")
     logs.add_argument("-n", "--lines", type=int, default=50)
-    sub.add_parser("heal", help="undo every fault in the ledger, then enable every proxy, remove every toxic "
-                                "and resume paused processes")
+    heal = sub.add_parser("heal", help="undo every fault in the ledger, then enable every proxy, remove every "
+                                       "toxic and resume paused components")
+    heal.add_argument("--ledger-only", action="store_true",
+                      help="only undo the ledger's faults, each by its own heal (no sweep of proxies and pauses)")
     sub.add_parser("list", help="the available scenarios")
     run = sub.add_parser("run", help="run scenarios: exit 0 = resilient, 1 = not, 3 = infrastructure error")
     run.add_argument("scenarios", nargs="*", help="scenario names (see `list`)")
@@ -111,6 +113,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
     healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))
     print(f"ledger: {len(healed)} fault{'s' if len(healed) != 1 else ''} healed"
           + (f" ({', '.join(healed)})" if healed else ""))
+    if args.ledger_only:
+        return 0
     chosen = backend.recorded(settings)
     resumed = chosen.resume_paused()
     try:

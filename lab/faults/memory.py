@@ -12,7 +12,7 @@ from typing import Any
 from ..config import Settings
 from ..stack import procs
 from ..stack.backend import running
-from .base import Fault, positive, undo_for
+from .base import Fault, FaultError, positive, undo_for
 from .ledger import FaultLedger
 from .process import backend_of
 
@@ -60,16 +60,24 @@ async def _restore_memory_limit(undo: dict[str, Any]) -> None:
 
 
 class MemoryTrigger(Fault):
-    """Keeps running a memory-hungry query (direct, not through the proxy) while in force."""
+    """Keeps running a memory-hungry query (direct, not through the proxy) while in force.
+
+    Injecting returns once the first hungry query has failed (killed, or refused during the
+    crash recovery that follows), so the fault window starts when the limit has bitten however
+    long reclaim takes on this machine; it fails with a FaultError if that takes over ``bite_within_s``.
+    """
 
     kind = "memory_trigger"
     APPLICATION = "chaoslab-memory-trigger"
 
-    def __init__(self, ledger: FaultLedger, settings: Settings, sql: str, period_s: float = 0.2) -> None:
+    def __init__(self, ledger: FaultLedger, settings: Settings, sql: str, period_s: float = 0.2,
+                 bite_within_s: float = 20.0) -> None:
         positive("period_s", period_s)
+        positive("bite_within_s", bite_within_s)
         super().__init__(ledger)
-        self.settings, self.sql, self.period_s = settings, sql, period_s
+        self.settings, self.sql, self.period_s, self.bite_within_s = settings, sql, period_s, bite_within_s
         self._task: asyncio.Task[None] | None = None
+        self._bitten = asyncio.Event()
         self.runs = self.killed = 0
 
     def _dsn(self) -> str:
@@ -83,6 +91,11 @@ class MemoryTrigger(Fault):
 
     async def _inject(self) -> None:
         self._task = asyncio.ensure_future(self._trigger())
+        try:
+            await asyncio.wait_for(self._bitten.wait(), self.bite_within_s)
+        except asyncio.TimeoutError:
+            raise FaultError(f"no hungry query failed within {self.bite_within_s:g}s ({self.runs} ran): the "
+                             f"memory limit did not bite") from None
 
     async def _trigger(self) -> None:
         import asyncpg
@@ -98,6 +111,7 @@ class MemoryTrigger(Fault):
                     conn.terminate()
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
                 self.killed += 1  # OOM-killed mid-query, or refused during crash recovery
+                self._bitten.set()
             await asyncio.sleep(self.period_s)
 
     async def heal(self) -> None:

@@ -370,7 +370,11 @@ class Link:
             return
         transport = direction.dst.transport
         if transport is not None and not transport.is_closing() and transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the peer is already gone (ENOTCONN): nothing to half-close, end the link
+                self.abort()
+                return
         self._ended.add(direction.name)
         if len(self._ended) == 2:
             self.close()

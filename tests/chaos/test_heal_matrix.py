@@ -59,10 +59,11 @@ def start_run(stack, mode: str, fault_s: float = 2.0) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_faults(proc: subprocess.Popen, stack, count: int = 5, timeout: float = 30) -> None:
+def wait_for_faults(proc: subprocess.Popen, stack, count: int = 5, timeout: float = 30,
+                    states: tuple[str, ...] = ("active",)) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len([e for e in _ledger(stack) if e["state"] == "active"]) >= count:
+        if len([e for e in _ledger(stack) if e["state"] in states]) >= count:
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -127,3 +128,53 @@ def test_killed_run_is_healed_by_lab_heal_twice(chaos_stack, baseline):
     second = chaos_stack.run("heal")
     assert "ledger: 0 faults healed" in second.stdout
     assert_restored(chaos_stack, baseline)
+
+
+KINDS = ["toxic", "partition", "flapping", "pause", "kill", "crash", "fd_limit", "flood", "client_fd_limit",
+         "memory_limit", "memory_trigger", "memory_hog"]
+
+
+def pg_sessions(stack, application: str) -> int:
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(Settings.from_env(stack.env).pg_direct_dsn, timeout=10)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                       application)
+        finally:
+            await conn.close(timeout=5)
+
+    return asyncio.run(count())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_undo(chaos_stack, baseline, kind):
+    """SIGKILL the run while the fault is in force, then `lab heal --ledger-only`: no global sweep of proxies
+    or pauses, so only the fault's own undo can restore the stack."""
+    from lab.faults.fd import FLOOD_APPLICATION
+    from lab.faults.memory import MemoryTrigger
+
+    env = {**chaos_stack.env, "LAB_SCENARIO_PATH": str(SCENARIO_DIR), "HEAL_FAULT": kind, "HEAL_FAULT_S": "60"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "one_fault"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the client's own fd limit leaves its process unable to mark the entry active; the hungry query
+        # alone (no memory limit) never bites, so that entry stays "injecting" too: killed mid-injection
+        states = ("injecting", "active") if kind in ("client_fd_limit", "memory_trigger") else ("active",)
+        wait_for_faults(proc, chaos_stack, count=1, timeout=90, states=states)
+        time.sleep(0.5)  # in force for a moment (a flapping proxy flips, a hog allocates)
+        hog = next((e["undo"]["process"] for e in _ledger(chaos_stack) if e["kind"] == "memory_hog"), None)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    healed = chaos_stack.run("heal", "--ledger-only", extra_env={"LAB_SCENARIO_PATH": str(SCENARIO_DIR)},
+                             timeout=180)
+    assert "ledger: 1 fault healed" in healed.stdout, healed.stdout + healed.stderr
+    assert_restored(chaos_stack, baseline)
+    assert pg_sessions(chaos_stack, FLOOD_APPLICATION) == 0
+    assert pg_sessions(chaos_stack, MemoryTrigger.APPLICATION) == 0
+    if hog is not None:
+        from lab.stack.procs import ProcessRecord, is_ours
+
+        assert not is_ours(ProcessRecord.from_json(hog)), "the memory hog outlived its heal"
