@@ -160,7 +160,9 @@ class MemoryHog(Fault):
     async def _inject(self) -> dict[str, Any]:
         code = (f"import time\nblock = bytearray({self.size_mb} * 1024 * 1024)\n"
                 f"for i in range(0, len(block), 4096): block[i] = 1\ntime.sleep({self.max_s})\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        # no inherited stdio: a hog holding its parent's pipes would keep whoever reads them waiting
+        self.proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ticks = procs.start_ticks(self.proc.pid) or 0
         return {"process": procs.ProcessRecord(self.proc.pid, ticks, sys.executable).to_json()}
 

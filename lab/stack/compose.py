@@ -220,7 +220,7 @@ class ComposeBackend:
     def main_process(self, component: str) -> ProcessRecord:
         container = self._container(component)
         pid = container.attrs["State"].get("Pid") or 0
-        if pid <= 0 or container.status != "running":
+        if pid <= 0 or container.status not in ("running", "paused"):
             raise StackError(f"the {component} container is {container.status}, not running")
         return procs.record_of(pid)
 
