@@ -1,11 +1,13 @@
-"""lab.proxy against direct loopback, side by side in one run.
+"""lab.proxy against direct loopback, interleaved round by round in one run.
 
-    python bench/proxy_bench.py [--bulk-mib 1024] [--round-trips 20000] [--idle 1000] [--json FILE]
+    python bench/proxy_bench.py [--rounds 7] [--bulk-mib 256] [--round-trips 5000] [--idle 1000] [--json FILE]
 
 Measures, through the real ``python -m lab.proxy`` server (a subprocess) and
-directly against the same upstream process:
-  * 64-byte echo round trip (TCP_NODELAY): p50 and p99, and their ratio;
-  * bulk transfer of --bulk-mib MiB: Gbit/s, and the ratio;
+directly against the same upstream process, in --rounds rounds after one warm-up
+round; each round measures both sides, alternating which goes first, and the
+figures are the median of the per-round ratios with their spread (min..max):
+  * 64-byte echo round trip (TCP_NODELAY): p50 and p99 ratios;
+  * bulk transfer of --bulk-mib MiB: throughput ratio;
   * a 100 ms latency toxic: how far the added delay is from 100 ms, p50 and p99;
   * RSS of the proxy per idle connection.
 Reference (issue #2): Toxiproxy 2.12 on a machine like this reached bulk 0.28x,
@@ -95,8 +97,9 @@ def bulk(port: int, total: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bulk-mib", type=int, default=1024)
-    parser.add_argument("--round-trips", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--bulk-mib", type=int, default=256)
+    parser.add_argument("--round-trips", type=int, default=5000)
     parser.add_argument("--latency-round-trips", type=int, default=200)
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--json", type=Path)
@@ -129,19 +132,31 @@ def main() -> int:
                           {"name": name, "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{port}"})
             proxied[name] = int(created["listen"].rsplit(":", 1)[1])
 
-        direct_rtt = round_trips(ports["echo"], args.round_trips)
-        proxy_rtt = round_trips(proxied["echo"], args.round_trips)
-        results["rtt_us"] = {
-            "direct_p50": percentile(direct_rtt, 50) * 1e6, "direct_p99": percentile(direct_rtt, 99) * 1e6,
-            "proxy_p50": percentile(proxy_rtt, 50) * 1e6, "proxy_p99": percentile(proxy_rtt, 99) * 1e6,
-        }
-        results["rtt_p50_ratio"] = percentile(proxy_rtt, 50) / percentile(direct_rtt, 50)
-
         total = args.bulk_mib << 20
-        direct_s = bulk(ports["sink"], total)
-        proxy_s = bulk(proxied["sink"], total)
-        results["bulk_gbit_s"] = {"direct": total * 8 / direct_s / 1e9, "proxy": total * 8 / proxy_s / 1e9}
-        results["bulk_ratio"] = direct_s / proxy_s
+        rounds = []
+        for index in range(args.rounds + 1):  # round 0 warms both sides up and is dropped
+            sides = [("direct", ports), ("proxy", proxied)]
+            if index % 2:
+                sides.reverse()
+            measured = {name: (round_trips(where["echo"], args.round_trips), bulk(where["sink"], total))
+                        for name, where in sides}
+            (d_rtt, d_bulk), (p_rtt, p_bulk) = measured["direct"], measured["proxy"]
+            row = {"direct_p50_us": percentile(d_rtt, 50) * 1e6, "direct_p99_us": percentile(d_rtt, 99) * 1e6,
+                   "proxy_p50_us": percentile(p_rtt, 50) * 1e6, "proxy_p99_us": percentile(p_rtt, 99) * 1e6,
+                   "p50_ratio": percentile(p_rtt, 50) / percentile(d_rtt, 50),
+                   "p99_ratio": percentile(p_rtt, 99) / percentile(d_rtt, 99),
+                   "bulk_ratio": d_bulk / p_bulk, "direct_gbit_s": total * 8 / d_bulk / 1e9,
+                   "proxy_gbit_s": total * 8 / p_bulk / 1e9}
+            if index:
+                rounds.append(row)
+            print(f"round {index}{' (warm-up)' if not index else ''}: rtt p50 {row['proxy_p50_us']:.1f} vs "
+                  f"{row['direct_p50_us']:.1f} us, p99 {row['proxy_p99_us']:.1f} vs {row['direct_p99_us']:.1f} us; "
+                  f"bulk {row['proxy_gbit_s']:.2f} vs {row['direct_gbit_s']:.2f} Gbit/s", flush=True)
+            proxy_rtt = p_rtt
+        results["rounds"] = rounds
+        for key in ("p50_ratio", "p99_ratio", "bulk_ratio"):
+            values = [r[key] for r in rounds]
+            results[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
         api(api_port, "POST", "/proxies/echo/toxics", {"type": "latency", "attributes": {"latency": 100}})
         lat = round_trips(proxied["echo"], args.latency_round_trips)
@@ -166,14 +181,13 @@ def main() -> int:
         upstreams.stdin.close()
         upstreams.wait(10)
 
-    rtt = results["rtt_us"]
-    print(f"lab.proxy event loop: {args.loop}")
-    print(f"round trip 64 B   direct p50 {rtt['direct_p50']:.1f} us  p99 {rtt['direct_p99']:.1f} us")
-    print(f"                  proxy  p50 {rtt['proxy_p50']:.1f} us  p99 {rtt['proxy_p99']:.1f} us"
-          f"   -> p50 {results['rtt_p50_ratio']:.2f}x direct (target <= 2.1x)")
-    gbit = results["bulk_gbit_s"]
-    print(f"bulk {args.bulk_mib} MiB     direct {gbit['direct']:.2f} Gbit/s  proxy {gbit['proxy']:.2f} Gbit/s"
-          f"   -> {results['bulk_ratio']:.2f}x direct (target >= 0.28x)")
+    def spread(key: str) -> str:
+        r = results[key]
+        return f"{r['median']:.2f}x (rounds {r['min']:.2f}..{r['max']:.2f})"
+
+    print(f"lab.proxy event loop: {args.loop}; {args.rounds} rounds, medians of per-round ratios to direct loopback")
+    print(f"round trip 64 B   p50 {spread('p50_ratio')} (target <= 2.1x), p99 {spread('p99_ratio')}")
+    print(f"bulk {args.bulk_mib} MiB      {spread('bulk_ratio')} of direct throughput (target >= 0.28x)")
     lat = results["latency_toxic_ms"]
     print(f"latency 100 ms    added p50 {lat['added_p50']:.2f} ms  p99 {lat['added_p99']:.2f} ms"
           f"   -> error p99 {lat['error_p99']:+.2f} ms (target <= 2 ms)")
