@@ -176,11 +176,17 @@ class Stage:
                 self.inbox.items.appendleft(stub.ended)  # let the next run see the end too
 
     async def stop(self) -> None:
-        """Interrupt the running toxic and wait until it has handed on what it held."""
+        """Interrupt the running toxic and wait until it has handed on what it held.
+
+        Never raises for the toxic's sake: if the link is torn down meanwhile, the
+        toxic's task is cancelled, and that cancellation belongs to the link, not
+        to the caller (an API handler, which must still answer). Only a
+        cancellation of the caller itself propagates.
+        """
         if self.stub is not None:
             self.stub.interrupt()
         if self.task is not None and not self.task.done():
-            await self.task
+            await asyncio.wait((self.task,))
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
@@ -271,7 +277,7 @@ class Direction:
             return
         await stage.stop()
         stage.defn = defn
-        if not stage.closed:
+        if not stage.closed and not self.link.closed:
             stage.start()
 
     async def remove_toxic(self, name: str) -> None:
