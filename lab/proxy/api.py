@@ -137,8 +137,10 @@ class Api:
         path = request.path
         cleaned = _clean_path(path)
         if cleaned != path:
-            query = request.target.partition("?")[2]
-            location = cleaned + ("?" + query if query else "")
+            # As gorilla/mux via Go's url.URL.String(): the path escaped again, the raw
+            # query as it came (its bytes kept: the target was read as Latin-1).
+            query = request.target.partition("?")[2].encode("latin-1").decode("utf-8", "surrogateescape")
+            location = escape_path(cleaned) + ("?" + query if query else "")
             return Response(301, headers=[("Location", location)])
         for pattern, methods in self._routes:
             match = pattern.match(path)
@@ -382,6 +384,16 @@ def json_response(status: int, body: str) -> Response:
 def error_response(err: ApiError) -> Response:
     body = gojson.encode({"error": err.message, "status": err.status}) + "\n"
     return Response(err.status, body.encode("utf-8"), TEXT, [NOSNIFF])
+
+
+_PATH_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@")
+
+
+def escape_path(path: str) -> str:
+    """Go's ``url.PathEscape`` rules for a whole path (``escape(s, encodePath)``): '/' kept,
+    every byte outside the unreserved and sub-delimiter set percent-encoded (upper-case hex)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b in _PATH_SAFE else f"%{b:02X}" for b in raw)
 
 
 def _clean_path(path: str) -> str:

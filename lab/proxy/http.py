@@ -96,6 +96,14 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await reader.readexactly(length)
 
 
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _has_ctl(text: str, allow_tab: bool = False) -> bool:
+    """A control character (0x00-0x1f, 0x7f), as Go's httpguts sees one."""
+    return any((ord(c) < 0x20 and not (allow_tab and c == "\t")) or c == "\x7f" for c in text)
+
+
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
     try:
         text = head.decode("latin-1")
@@ -108,34 +116,55 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
     method, target, version = parts
     if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise BadRequest("unsupported version")
-    if any(not (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in method):
+    if any(c not in _TOKEN_CHARS for c in method):
         raise BadRequest("invalid method")
+    if _has_ctl(target):  # Go: "net/url: invalid control character in URL"
+        raise BadRequest("invalid control character in URL")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or " " in name:
-            raise BadRequest("malformed header")
-        headers.setdefault(name.lower(), value.strip())
+        if not sep or not name or any(c not in _TOKEN_CHARS for c in name):
+            raise BadRequest("invalid header name")
+        value = value.strip(" \t")
+        if _has_ctl(value, allow_tab=True):
+            raise BadRequest("invalid header value")
+        headers.setdefault(name.lower(), value)
     if version == "HTTP/1.1" and "host" not in headers:
         raise BadRequest("missing Host header")
     return method, target, version, headers
 
 
+def header_line(name: str, value: str) -> str | None:
+    """``name: value`` as Go's Header.Write puts it, or None for a name Go would drop.
+
+    Line breaks in the value become spaces and surrounding white space goes, so
+    no value can start a header of its own (response splitting).
+    """
+    if not name or any(c not in _TOKEN_CHARS for c in name):
+        return None
+    value = value.replace("\r", " ").replace("\n", " ").strip(" \t")
+    return f"{name}: {value}"
+
+
 def _render(response: Response, keep_alive: bool, head_only: bool) -> bytes:
+    """The response's bytes. Header values are written as UTF-8 (Go writes a string's bytes);
+    surrogate escapes stand for raw bytes of the request and are written back as they came."""
     status = response.status
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}"]
     if response.content_type is not None:
         lines.append(f"Content-Type: {response.content_type}")
     for name, value in response.headers:
-        lines.append(f"{name}: {value}")
+        line = header_line(name, value)
+        if line is not None:
+            lines.append(line)
     lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
     if status != 204 and (response.body or (response.length_header and not head_only)):
         lines.append(f"Content-Length: {len(response.body)}")
     if not keep_alive:
         lines.append("Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
     return head if head_only else head + response.body
 
 
