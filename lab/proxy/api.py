@@ -84,6 +84,28 @@ def decode_proxy(body: bytes) -> dict[str, Any]:
     return fields
 
 
+MAX_NAME_CHARS = 255
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse a proxy or toxic name that no URL could address afterwards, or that would
+    carry control characters into logs and headers: ``.``, ``..``, anything with ``/``,
+    control characters, more than MAX_NAME_CHARS characters. (Toxiproxy accepts these;
+    such a proxy can be created but never shown or deleted.)"""
+    shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+    if name in (".", ".."):
+        reason = "'.' and '..' cannot be used in a URL path"
+    elif "/" in name:
+        reason = "it contains '/'"
+    elif any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        reason = "it contains a control character"
+    elif len(name) > MAX_NAME_CHARS:
+        reason = f"it is {len(name)} characters long, more than {MAX_NAME_CHARS}"
+    else:
+        return
+    raise ApiError(f"invalid {kind} name {shown}: {reason}", 400)
+
+
 def decode_attributes(toxic_cls: type, raw: Any, struct_name: str, errors: TypeErrors) -> dict[str, Any]:
     fields = [Field(key, go_type) for key, go_type in toxic_cls.go_types.items()]
     if raw is None:
@@ -197,6 +219,7 @@ class Api:
             raise ApiError("missing required field: name", 400)
         if not upstream:
             raise ApiError("missing required field: upstream", 400)
+        check_name("proxy", name)
         proxy = self.collection.new_proxy(name, fields.get("listen", ""), upstream)
         async with self._mutate:
             try:
@@ -277,6 +300,7 @@ class Api:
                 raise ApiError(f"missing required field: name at proxy {number}", 400)
             if not entry.get("upstream"):
                 raise ApiError(f"missing required field: upstream at proxy {number}", 400)
+            check_name("proxy", entry["name"])
         return entries
 
     @staticmethod
@@ -312,6 +336,7 @@ class Api:
         toxic_cls = REGISTRY.get(toxic_type)
         if toxic_cls is None:
             raise ApiError("invalid toxic type", 400)
+        check_name("toxic", toxic_name)
         async with self._mutate:
             if proxy.toxics.find(toxic_name) is not None:
                 raise ApiError("toxic already exists", 409)
