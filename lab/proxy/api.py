@@ -21,7 +21,7 @@ from . import gojson
 from .collection import ProxyCollection, ProxyExists
 from .gojson import Field, GoJSONError, TypeErrors
 from .http import Request, Response
-from .listen import ListenError
+from .listen import ListenError, ListenRefused
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ByteCounters, render
 from .proxy import Context, Proxy
@@ -307,6 +307,8 @@ class Api:
     async def _guard_listen(operation: Awaitable[Any]) -> Any:
         try:
             return await operation
+        except ListenRefused as err:
+            raise ApiError(str(err), 403) from None
         except ListenError as err:
             raise ApiError(str(err), 500) from None
 
