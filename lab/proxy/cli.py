@@ -174,8 +174,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("lab.proxy")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    _raise_open_file_limit(logging.getLogger("lab.proxy"))
     _install_fast_loop()
     return asyncio.run(_serve(options))
+
+
+def _raise_open_file_limit(log: logging.Logger) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as toxiproxy-server does.
+
+    Every proxied connection holds two descriptors; the common soft limit of 1024
+    would cap the proxy at about 500 connections and reset the rest.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as err:
+        log.warning("could not raise the open-file limit from %s to %s: %s", soft, target, err)
 
 
 def _install_fast_loop() -> None:
