@@ -96,3 +96,61 @@ def test_five_thousand_connections_work_when_started_with_a_soft_fd_limit_of_102
             assert request(proxy.port, "GET", "/version")[0] == 200
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# -- item 8: caps on API connections and buffered request bodies -------------------------
+
+BODY_BYTES = 16 << 20
+
+
+def _stall_bodies(port: int, connections: int, deadline_s: float, socks: list[socket.socket]) -> tuple[int, int]:
+    """Open ``connections`` API connections (into ``socks``), each declaring a 16 MiB body and
+    sending all but its last byte, as fast as the server takes it. Returns (bytes sent, refused)."""
+    head = (f"POST /populate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {BODY_BYTES}\r\n\r\n").encode()
+    payload = memoryview(b" " * (1 << 20))
+    for _ in range(connections):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(head)
+        sock.setblocking(False)
+        socks.append(sock)
+    remaining = {sock: BODY_BYTES - 1 for sock in socks}
+    sent = refused = 0
+    deadline = time.monotonic() + deadline_s
+    last_progress = time.monotonic()
+    while remaining and time.monotonic() < deadline and time.monotonic() - last_progress < 3:
+        for sock in list(remaining):
+            try:
+                n = sock.send(payload[: min(len(payload), remaining[sock])])
+            except BlockingIOError:
+                continue
+            except OSError:  # answered 503 and closed
+                del remaining[sock]
+                refused += 1
+                continue
+            sent += n
+            remaining[sock] -= n
+            last_progress = time.monotonic()
+            if remaining[sock] == 0:
+                del remaining[sock]
+        time.sleep(0.001)
+    return sent, refused
+
+
+def test_sixty_stalled_sixteen_mib_bodies_keep_the_proxy_under_200_mb():
+    """Issue 10 saw 25 MB grow to 1.01 GB; bodies wait in the server until its body timeout."""
+    limit_bytes = 200_000_000
+    socks: list[socket.socket] = []
+    with ProxyProcess() as proxy:
+        try:
+            sent, refused = _stall_bodies(proxy.port, 60, 60, socks)
+            peak_bytes = proxy.status_kib("VmHWM") * 1024
+            status, _ = request(proxy.port, "GET", "/version", timeout_s=5)
+            rss_bytes = proxy.status_kib("VmRSS") * 1024
+        finally:
+            for sock in socks:
+                sock.close()
+    print(f"sent {sent / 2**20:.0f} MiB, {refused} connections refused, "
+          f"peak RSS {peak_bytes / 1e6:.0f} MB, RSS after {rss_bytes / 1e6:.0f} MB")
+    assert status == 200
+    assert peak_bytes < limit_bytes, f"peak RSS {peak_bytes / 1e6:.0f} MB"
