@@ -37,6 +37,7 @@ log = logging.getLogger("lab.proxy")
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_COALESCE_BYTES = 64 * 1024
 
 
 class Side(asyncio.Protocol):
@@ -110,8 +111,19 @@ class Sink:
             self.deliver(item)
 
     def flush(self) -> None:
-        while self.pending and not self.direction.dst_paused:
-            item = self.pending.popleft()
+        pending = self.pending
+        while pending and not self.direction.dst_paused:
+            item = pending.popleft()
+            if isinstance(item, Chunk) and pending and isinstance(pending[0], Chunk):
+                # Pieces queued behind a full socket leave together, as the socket's own buffer
+                # would send them: one write, not one per piece (a slicer makes 1-byte pieces).
+                pieces = [item.data]
+                size = len(item.data)
+                while pending and isinstance(pending[0], Chunk) and size < _COALESCE_BYTES:
+                    data = pending.popleft().data  # type: ignore[union-attr]
+                    pieces.append(data)
+                    size += len(data)
+                item = Chunk(b"".join(pieces), item.ts)
             if isinstance(item, Chunk):
                 self.direction.budget.sub(len(item.data))
             self.deliver(item)
