@@ -181,6 +181,14 @@ class Api:
             except Exception:  # never let one request take the server down
                 log.exception("handler for %s %s failed", request.method, request.path)
                 response = error_response(ApiError("internal error", 500))
+            except asyncio.CancelledError:
+                # A cancellation that is not this request's own (some task it awaited was
+                # cancelled) must not leave the client without an answer (issue 10).
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                log.exception("handler for %s %s was cancelled from below", request.method, request.path)
+                response = error_response(ApiError("internal error", 500))
             response.headers.extend(headers)
             return response
         return Response(404, b"404 page not found\n", TEXT, [NOSNIFF])
