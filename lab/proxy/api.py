@@ -21,7 +21,7 @@ from . import gojson
 from .collection import ProxyCollection, ProxyExists
 from .gojson import Field, GoJSONError, TypeErrors
 from .http import Request, Response
-from .listen import ListenError
+from .listen import ListenError, ListenRefused
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ByteCounters, render
 from .proxy import Context, Proxy
@@ -84,6 +84,28 @@ def decode_proxy(body: bytes) -> dict[str, Any]:
     return fields
 
 
+MAX_NAME_CHARS = 255
+
+
+def check_name(kind: str, name: str) -> None:
+    """Refuse a proxy or toxic name that no URL could address afterwards, or that would
+    carry control characters into logs and headers: ``.``, ``..``, anything with ``/``,
+    control characters, more than MAX_NAME_CHARS characters. (Toxiproxy accepts these;
+    such a proxy can be created but never shown or deleted.)"""
+    shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+    if name in (".", ".."):
+        reason = "'.' and '..' cannot be used in a URL path"
+    elif "/" in name:
+        reason = "it contains '/'"
+    elif any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        reason = "it contains a control character"
+    elif len(name) > MAX_NAME_CHARS:
+        reason = f"it is {len(name)} characters long, more than {MAX_NAME_CHARS}"
+    else:
+        return
+    raise ApiError(f"invalid {kind} name {shown}: {reason}", 400)
+
+
 def decode_attributes(toxic_cls: type, raw: Any, struct_name: str, errors: TypeErrors) -> dict[str, Any]:
     fields = [Field(key, go_type) for key, go_type in toxic_cls.go_types.items()]
     if raw is None:
@@ -137,8 +159,10 @@ class Api:
         path = request.path
         cleaned = _clean_path(path)
         if cleaned != path:
-            query = request.target.partition("?")[2]
-            location = cleaned + ("?" + query if query else "")
+            # As gorilla/mux via Go's url.URL.String(): the path escaped again, the raw
+            # query as it came (its bytes kept: the target was read as Latin-1).
+            query = request.target.partition("?")[2].encode("latin-1").decode("utf-8", "surrogateescape")
+            location = escape_path(cleaned) + ("?" + query if query else "")
             return Response(301, headers=[("Location", location)])
         for pattern, methods in self._routes:
             match = pattern.match(path)
@@ -156,6 +180,14 @@ class Api:
                 response = error_response(err)
             except Exception:  # never let one request take the server down
                 log.exception("handler for %s %s failed", request.method, request.path)
+                response = error_response(ApiError("internal error", 500))
+            except asyncio.CancelledError:
+                # A cancellation that is not this request's own (some task it awaited was
+                # cancelled) must not leave the client without an answer (issue 10).
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                log.exception("handler for %s %s was cancelled from below", request.method, request.path)
                 response = error_response(ApiError("internal error", 500))
             response.headers.extend(headers)
             return response
@@ -195,6 +227,7 @@ class Api:
             raise ApiError("missing required field: name", 400)
         if not upstream:
             raise ApiError("missing required field: upstream", 400)
+        check_name("proxy", name)
         proxy = self.collection.new_proxy(name, fields.get("listen", ""), upstream)
         async with self._mutate:
             try:
@@ -275,12 +308,15 @@ class Api:
                 raise ApiError(f"missing required field: name at proxy {number}", 400)
             if not entry.get("upstream"):
                 raise ApiError(f"missing required field: upstream at proxy {number}", 400)
+            check_name("proxy", entry["name"])
         return entries
 
     @staticmethod
     async def _guard_listen(operation: Awaitable[Any]) -> Any:
         try:
             return await operation
+        except ListenRefused as err:
+            raise ApiError(str(err), 403) from None
         except ListenError as err:
             raise ApiError(str(err), 500) from None
 
@@ -310,6 +346,7 @@ class Api:
         toxic_cls = REGISTRY.get(toxic_type)
         if toxic_cls is None:
             raise ApiError("invalid toxic type", 400)
+        check_name("toxic", toxic_name)
         async with self._mutate:
             if proxy.toxics.find(toxic_name) is not None:
                 raise ApiError("toxic already exists", 409)
@@ -382,6 +419,16 @@ def json_response(status: int, body: str) -> Response:
 def error_response(err: ApiError) -> Response:
     body = gojson.encode({"error": err.message, "status": err.status}) + "\n"
     return Response(err.status, body.encode("utf-8"), TEXT, [NOSNIFF])
+
+
+_PATH_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@")
+
+
+def escape_path(path: str) -> str:
+    """Go's ``url.PathEscape`` rules for a whole path (``escape(s, encodePath)``): '/' kept,
+    every byte outside the unreserved and sub-delimiter set percent-encoded (upper-case hex)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b in _PATH_SAFE else f"%{b:02X}" for b in raw)
 
 
 def _clean_path(path: str) -> str:

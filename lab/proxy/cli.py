@@ -22,6 +22,10 @@ from .proxy import Context
 from .server import ConfigError, ProxyServer
 
 USAGE = """Usage of lab-proxy (a Toxiproxy {version}-compatible server):
+  -allow-remote-listen
+    \tlet proxies listen on addresses off loopback, as Toxiproxy does; with
+    \t-allow-remote-listen=false only loopback addresses are accepted (403
+    \totherwise) and an empty host means 127.0.0.1 (default true)
   -config string
     \tJSON file containing proxies to create on startup
   -dial-timeout float
@@ -55,10 +59,11 @@ class Options:
     runtime_metrics: bool = False
     version: bool = False
     dial_timeout_s: float = 10.0
+    allow_remote_listen: bool = True
 
 
 _VALUE_FLAGS = {"host", "port", "config", "seed", "dial-timeout"}
-_BOOL_FLAGS = {"proxy-metrics", "runtime-metrics", "version"}
+_BOOL_FLAGS = {"proxy-metrics", "runtime-metrics", "version", "allow-remote-listen"}
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 
@@ -128,6 +133,7 @@ async def _serve(options: Options) -> int:
         dial_timeout_s=options.dial_timeout_s,
         proxy_metrics=options.proxy_metrics,
         runtime_metrics=options.runtime_metrics,
+        allow_remote_listen=options.allow_remote_listen,
     )
     server = ProxyServer(options.host, int(options.port), context)
     try:
@@ -168,8 +174,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("lab.proxy")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    _raise_open_file_limit(logging.getLogger("lab.proxy"))
     _install_fast_loop()
     return asyncio.run(_serve(options))
+
+
+def _raise_open_file_limit(log: logging.Logger) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as toxiproxy-server does.
+
+    Every proxied connection holds two descriptors; the common soft limit of 1024
+    would cap the proxy at about 500 connections and reset the rest.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as err:
+        log.warning("could not raise the open-file limit from %s to %s: %s", soft, target, err)
 
 
 def _install_fast_loop() -> None:

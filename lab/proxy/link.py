@@ -37,6 +37,7 @@ log = logging.getLogger("lab.proxy")
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_COALESCE_BYTES = 64 * 1024
 
 
 class Side(asyncio.Protocol):
@@ -110,8 +111,19 @@ class Sink:
             self.deliver(item)
 
     def flush(self) -> None:
-        while self.pending and not self.direction.dst_paused:
-            item = self.pending.popleft()
+        pending = self.pending
+        while pending and not self.direction.dst_paused:
+            item = pending.popleft()
+            if isinstance(item, Chunk) and pending and isinstance(pending[0], Chunk):
+                # Pieces queued behind a full socket leave together, as the socket's own buffer
+                # would send them: one write, not one per piece (a slicer makes 1-byte pieces).
+                pieces = [item.data]
+                size = len(item.data)
+                while pending and isinstance(pending[0], Chunk) and size < _COALESCE_BYTES:
+                    data = pending.popleft().data  # type: ignore[union-attr]
+                    pieces.append(data)
+                    size += len(data)
+                item = Chunk(b"".join(pieces), item.ts)
             if isinstance(item, Chunk):
                 self.direction.budget.sub(len(item.data))
             self.deliver(item)
@@ -176,11 +188,17 @@ class Stage:
                 self.inbox.items.appendleft(stub.ended)  # let the next run see the end too
 
     async def stop(self) -> None:
-        """Interrupt the running toxic and wait until it has handed on what it held."""
+        """Interrupt the running toxic and wait until it has handed on what it held.
+
+        Never raises for the toxic's sake: if the link is torn down meanwhile, the
+        toxic's task is cancelled, and that cancellation belongs to the link, not
+        to the caller (an API handler, which must still answer). Only a
+        cancellation of the caller itself propagates.
+        """
         if self.stub is not None:
             self.stub.interrupt()
         if self.task is not None and not self.task.done():
-            await self.task
+            await asyncio.wait((self.task,))
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
@@ -271,7 +289,7 @@ class Direction:
             return
         await stage.stop()
         stage.defn = defn
-        if not stage.closed:
+        if not stage.closed and not self.link.closed:
             stage.start()
 
     async def remove_toxic(self, name: str) -> None:

@@ -5,10 +5,16 @@ address parsing and errors follow Go: ``listen tcp 127.0.0.1:22100: bind:
 address already in use``, ``listen tcp: address tcp/notaport: unknown port``.
 An empty or wildcard host listens on all interfaces, dual-stack, reported as
 ``[::]:port``; ``localhost`` resolves to 127.0.0.1.
+
+``bind_async`` is what a running server uses: a host name is looked up in a
+worker thread, never on the event loop, and the lookup is bounded in time. With
+``loopback_only`` an address off loopback is refused (``ListenRefused``) before
+anything is bound, and an empty host (``":port"`` or ``""``) means 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import os
@@ -17,6 +23,10 @@ import socket
 
 class ListenError(Exception):
     """A listen failure; ``str`` is Go's message."""
+
+
+class ListenRefused(ListenError):
+    """The address is off loopback and this server was told to listen only on loopback."""
 
 
 def split_host_port(addr: str) -> tuple[str, str]:
@@ -90,10 +100,63 @@ def format_addr(sockaddr: tuple) -> str:
 
 
 def bind(addr: str, backlog: int = 4096) -> socket.socket:
-    """A listening, non-blocking socket for ``addr``, or ListenError with Go's text."""
+    """A listening, non-blocking socket for ``addr``, or ListenError with Go's text.
+
+    Resolves in the calling thread: for start-up only; a running server uses bind_async.
+    """
     host, service = split_host_port(addr)
     port = resolve_port(service)
     family, bind_host = resolve_host(host)
+    return _bind(family, bind_host, port, backlog)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host == ""
+    return True
+
+
+def _is_loopback(bind_host: str) -> bool:
+    try:
+        return ipaddress.ip_address(bind_host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+async def bind_async(addr: str, loopback_only: bool = False, resolve_timeout_s: float = 5.0,
+                     backlog: int = 4096) -> socket.socket:
+    """As ``bind``, with any name lookup off the event loop and over within ``resolve_timeout_s``.
+
+    Raises ListenError (Go's text; ``lookup HOST: i/o timeout`` past the bound) or,
+    with ``loopback_only``, ListenRefused for an address off loopback.
+    """
+    if loopback_only and addr == "":
+        addr = ":0"  # issue 15: an empty listen is a random port, here on loopback
+    host, service = split_host_port(addr)
+    if loopback_only and host == "":
+        host = "127.0.0.1"
+    needs_lookup = not _is_literal(host) or not (service == "" or service.isdigit())
+    if needs_lookup:
+        loop = asyncio.get_running_loop()
+        lookup = loop.run_in_executor(None, lambda: (resolve_port(service), resolve_host(host)))
+        try:
+            port, (family, bind_host) = await asyncio.wait_for(lookup, resolve_timeout_s)
+        except asyncio.TimeoutError:
+            raise ListenError(f"listen tcp: lookup {host}: i/o timeout") from None
+    else:
+        port = resolve_port(service)
+        family, bind_host = resolve_host(host)
+    if loopback_only and not _is_loopback(bind_host):
+        raise ListenRefused(
+            f"listen address {addr} is off loopback ({format_addr((bind_host, port))}): this server "
+            "listens only on loopback (-allow-remote-listen=false)"
+        )
+    return _bind(family, bind_host, port, backlog)
+
+
+def _bind(family: int, bind_host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

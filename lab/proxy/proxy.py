@@ -21,6 +21,10 @@ class Context:
     dial_timeout_s: float = 10.0
     proxy_metrics: bool = False
     runtime_metrics: bool = False
+    #: False: proxies may listen only on loopback addresses (the lab's own stack).
+    allow_remote_listen: bool = True
+    #: Bound on a listen address's host-name lookup.
+    resolve_timeout_s: float = 5.0
 
     def rng(self, proxy: str, link_seq: int, direction: str, toxic: str, run: int) -> random.Random:
         """The random source for one run of one toxic on one link.
@@ -70,10 +74,18 @@ class Proxy:
         return Link(self, self._next_seq).client
 
     async def start(self) -> None:
-        """Listen; raises ListenError. Starting a started proxy does nothing."""
+        """Listen; raises ListenError (ListenRefused off loopback when not allowed).
+        Starting a started proxy does nothing."""
         if self.enabled:
             return
-        sock = listen_addr.bind(self.listen)
+        sock = await listen_addr.bind_async(
+            self.listen,
+            loopback_only=not self.context.allow_remote_listen,
+            resolve_timeout_s=self.context.resolve_timeout_s,
+        )
+        if self.enabled:  # started by another caller while this one was resolving
+            sock.close()
+            return
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._new_link, sock=sock, backlog=4096)
         self.listen = listen_addr.format_addr(sock.getsockname())

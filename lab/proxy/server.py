@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 from . import listen as listen_addr
+from .admission import Admission
 from .api import Api, ApiError
 from .collection import ProxyCollection
 from .http import MAX_HEADER_BYTES, serve_connection
@@ -25,10 +26,12 @@ class ProxyServer:
     tells which one.
     """
 
-    def __init__(self, host: str = "localhost", port: int = 8474, context: Context | None = None) -> None:
+    def __init__(self, host: str = "localhost", port: int = 8474, context: Context | None = None,
+                 admission: Admission | None = None) -> None:
         self.host = host
         self.port = port
         self.context = context or Context()
+        self.admission = admission or Admission()
         self.byte_counters = ByteCounters()
         self.collection = ProxyCollection(self.context, self.byte_counters)
         self.api = Api(self.collection, self.context, self.byte_counters)
@@ -52,7 +55,7 @@ class ProxyServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._sock = listen_addr.bind(f"{host}:{self.port}", backlog=1024)
         self._server = await asyncio.start_server(
-            lambda r, w: serve_connection(r, w, self.api.handle),
+            lambda r, w: serve_connection(r, w, self.api.handle, self.admission),
             sock=self._sock,
             limit=MAX_HEADER_BYTES,
         )

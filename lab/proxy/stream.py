@@ -13,6 +13,11 @@ being replaced, and a toxic then passes on any data it holds (never drops it).
 Bytes waiting in channels are charged to the direction's ``Budget``; past its
 high-water mark the source socket stops being read (backpressure), so memory per
 connection stays bounded however slow the far side is.
+
+All proxies share one event loop, so no toxic may hold it: ``sleep(0)`` (or a
+negative sleep) still yields to the loop, and ``read()`` yields when the toxic has
+run for ``RUN_SLICE_S`` without waiting (issue 10: a slicer with its default
+attributes cut 64 KiB into 65,536 one-byte pieces without ever yielding).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class End:
 EOF = End(hangup=False)
 HANGUP = End(hangup=True)
 TIMED_OUT = object()
+
+#: The longest a toxic runs on the loop before ``read()`` lets other callbacks in.
+RUN_SLICE_S = 0.002
 
 Item = Chunk | End
 
@@ -140,6 +148,7 @@ class Stub:
         self.closed = False
         self.ended: End | None = None
         self._waiting: asyncio.Future[None] | None = None
+        self._running_since = time.monotonic()  # when this toxic last got the loop back
 
     # -- input ---------------------------------------------------------------
 
@@ -150,6 +159,9 @@ class Stub:
             if self.interrupted:
                 raise Interrupted
             if self.inbox.items:
+                if time.monotonic() - self._running_since >= RUN_SLICE_S:
+                    await self._yield()
+                    continue
                 item = self.inbox.take()
                 if isinstance(item, End):
                     self.ended = item
@@ -168,6 +180,7 @@ class Stub:
             finally:
                 self.inbox.waiter = None
                 self._waiting = None
+                self._running_since = time.monotonic()
                 if timer is not None:
                     timer.cancel()
 
@@ -176,18 +189,24 @@ class Stub:
         if self.interrupted:
             raise Interrupted
         if seconds <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._waiting = fut
-        timer = loop.call_later(seconds, _wake, fut)
-        try:
-            await fut
-        finally:
-            self._waiting = None
-            timer.cancel()
+            await self._yield()  # a zero delay is still a turn of the loop for everyone else
+        else:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._waiting = fut
+            timer = loop.call_later(seconds, _wake, fut)
+            try:
+                await fut
+            finally:
+                self._waiting = None
+                self._running_since = time.monotonic()
+                timer.cancel()
         if self.interrupted:
             raise Interrupted
+
+    async def _yield(self) -> None:
+        await asyncio.sleep(0)
+        self._running_since = time.monotonic()
 
     async def sleep_until(self, when: float) -> None:
         """Sleep until monotonic time ``when``; never wakes early, even on a coarse-timer loop."""

@@ -30,8 +30,10 @@ class LocalProxy:
         self.config.write_text(health.proxy_config(s.pg_proxy_port, s.pg_port, s.kafka_proxy_port, s.kafka_port))
 
     def start(self, log: Path) -> procs.ProcessRecord:
+        # The API is unauthenticated: without the flag any local user could make the
+        # proxy listen on every interface in front of Postgres (issue 10).
         argv = [sys.executable, "-m", "lab.proxy", "-host", HOST, "-port", str(self.settings.proxy_api_port),
-                "-config", str(self.config)]
+                "-config", str(self.config), "-allow-remote-listen=false"]
         _proc, record = procs.spawn(argv, log, cwd=Path(__file__).resolve().parents[2])
         return record
 

@@ -8,6 +8,7 @@ for byte. Each step is its own test case; the whole sequence runs once.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 
@@ -66,9 +67,33 @@ def replay() -> dict:
     return asyncio.run(_replay())
 
 
+#: Where lab.proxy refuses on purpose what Toxiproxy 2.12 accepts (issue 10): a proxy name with
+#: '/' can be created in Toxiproxy but never shown or deleted; here it is a 400.
+REFUSED_NAMES = {"a b/c"}
+
+
+def _without_refused(body: bytes) -> object:
+    document = json.loads(body)
+    if isinstance(document, dict):
+        return {key: value for key, value in document.items() if key not in REFUSED_NAMES}
+    return document
+
+
+def _creates_a_refused_name(step: Step) -> bool:
+    return step.method == "POST" and step.path == "/proxies" and any(
+        json.dumps(name).encode() in step.request_body for name in REFUSED_NAMES)
+
+
 @pytest.mark.parametrize("step", STEPS, ids=[f"{s.number:03d}-{s.title[:40]}" for s in STEPS])
 def test_step_matches_transcript(replay: dict, step: Step) -> None:
     status, headers, body, _elapsed, probe = replay[step.number]
+    if _creates_a_refused_name(step):
+        assert status == 400 and b"invalid proxy name" in body
+        return
+    if any(json.dumps(name).encode() in step.response_body for name in REFUSED_NAMES):
+        assert status == step.status
+        assert json.loads(body) == _without_refused(step.response_body)
+        return
     assert status == step.status
     assert body == step.response_body
     expected = step.response_headers

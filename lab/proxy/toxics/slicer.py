@@ -1,30 +1,36 @@
 """slicer: cut chunks into pieces of about ``average_size`` ± ``size_variation`` bytes,
-``delay`` MICROseconds apart (Toxiproxy's unit for this one attribute)."""
+``delay`` MICROseconds apart (Toxiproxy's unit for this one attribute).
+
+Every piece is followed by a ``stub.sleep``, which yields the event loop even at
+``delay`` 0, so a slicer cannot starve other connections.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from ..stream import Chunk, Interrupted, Stub
 from .base import Toxic
 
 
-def slice_bounds(size: int, average: int, variation: int, rng: random.Random) -> list[tuple[int, int]]:
-    """Split ``[0, size)`` by halving around the middle until pieces are small enough."""
-    pieces: list[tuple[int, int]] = []
+def slice_bounds(size: int, average: int, variation: int, rng: random.Random) -> Iterator[tuple[int, int]]:
+    """Split ``[0, size)`` by halving around the middle until pieces are small enough.
+
+    Lazily, in order: a 64 KiB chunk cut to single bytes is 65,536 pieces, and the
+    toxic sends (and yields the loop) between them rather than cutting all first.
+    """
     pending = [(0, size)]
     while pending:
         start, end = pending.pop()
         if (end - start) - average <= variation or end - start <= 1:
-            pieces.append((start, end))
+            yield start, end
             continue
         jitter = rng.randrange(variation * 2) - variation if variation > 0 else 0
         middle = min(max(start + (end - start) // 2 + jitter, start + 1), end - 1)
         pending.append((middle, end))
         pending.append((start, middle))
-    return pieces
 
 
 @dataclasses.dataclass(frozen=True)
