@@ -90,12 +90,13 @@ class DeliveryLedger:
     Memory is bounded: at most ``max_entries`` deliveries are kept, plus three
     counters. An acknowledged one costs about 120 bytes (its id string, an offset,
     a send time and three list slots; the topic, partition and resolution time are
-    shared by its aiokafka batch; measured in tests/unit/test_delivery_ledger.py), a
-    failed or unknown one about 400 (its error text). Older deliveries are evicted
-    first in, first out; ``evicted`` says how many, and ``check_delivery`` reports
-    them as unchecked instead of passing over them in silence. So the loss check of
-    a topic is complete while the ledger has evicted nothing, i.e. for the first
-    ``max_entries`` sends of the producer's life (100,000 by default: about 12 MB).
+    shared by its aiokafka batch; measured in tests/unit/test_delivery_ledger.py),
+    a failed or unknown one about 330 (with a 30-character error text). Older
+    deliveries are evicted first in, first out; ``evicted`` says how many, and
+    ``check_delivery`` reports them as unchecked instead of passing over them in
+    silence. So the loss check of a topic is complete while the ledger has
+    evicted nothing, i.e. for the first ``max_entries`` sends of the producer's
+    life (100,000 by default: about 12 MB if all were acknowledged).
 
     Why columns per batch: no object per acknowledged message for the garbage
     collector to walk. A ledger of Delivery NamedTuples (which the collector never
