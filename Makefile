@@ -1,6 +1,6 @@
 # chaoslab. `make test` is what CI runs; `make lab-up` brings the stack up.
 PY ?= .venv/bin/python
-TEST_TYPES := unit property integration e2e stress race performance chaos proxy
+TEST_TYPES := unit property integration e2e stress race performance chaos proxy security
 STAMP := .venv/.installed
 
 # The compose tests: a Docker engine of the lab's own in a network namespace, stand-in images built from
