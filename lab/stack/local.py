@@ -122,7 +122,8 @@ class LocalBackend:
 
         async def healthy(component: Component) -> None:
             if component in started:
-                await asyncio.wait_for(component.after_start(), timeout)
+                async with asyncio.timeout(timeout):  # 3.11's wait_for can swallow a cancellation
+                    await component.after_start()
             await health.wait_healthy(component.probe, timeout)
 
         async def ready(component: Component) -> None:

@@ -22,7 +22,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ..config import Settings
 from ..errors import PrivilegeError
@@ -83,14 +85,34 @@ def _open_up(target: Path) -> None:
         path.chmod(path.stat().st_mode | 0o055)
 
 
+def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Make ``target`` with ``build(temp)`` in a sibling temp directory, then rename it into place.
+
+    Two labs racing (say two clones on one host) never see a half-copied tree:
+    the loser of the rename discards its copy and uses the winner's.
+    """
+    if target.exists():
+        return target
+    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(temp)
+        temp.chmod(0o755)
+        try:
+            os.rename(temp, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return target
+
+
 def reachable_tree(install: Path, probe: Path, user: str | None, label: str) -> Path:
     """``install``, or a copy of it under /var/lib/chaoslab if ``user`` cannot execute ``probe`` inside it."""
     if can(user, "-x", probe):
         return install
-    target = _home_for(label, install)
-    if not (target / ".complete").exists():
-        shutil.copytree(install, target, dirs_exist_ok=True, symlinks=True)
-        (target / ".complete").touch()
+    target = _build_once(_home_for(label, install),
+                         lambda temp: shutil.copytree(install, temp, dirs_exist_ok=True, symlinks=True))
     _open_up(target)
     return target
 
@@ -99,10 +121,10 @@ def reachable_file(path: Path, user: str | None, label: str) -> Path:
     """An executable ``path``, or a copy under /var/lib/chaoslab if ``user`` cannot execute it."""
     if can(user, "-x", path):
         return path
-    target = _home_for(label, path) / path.name
-    target.parent.mkdir(exist_ok=True)
-    if not target.exists() or target.stat().st_size != path.stat().st_size:
-        shutil.copy2(path, target)
+    directory = _home_for(label, path)
+    if (directory / path.name).exists() and (directory / path.name).stat().st_size != path.stat().st_size:
+        shutil.rmtree(directory)  # the original changed: copy it again
+    target = _build_once(directory, lambda temp: shutil.copy2(path, temp / path.name)) / path.name
     target.chmod(0o755)
     _open_up(target.parent)
     return target
@@ -133,18 +155,19 @@ def _copied_python(user: str | None) -> tuple[Path, dict[str, str]]:
     real = Path(os.path.realpath(sys.executable))
     base = Path(sys.base_prefix)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    target = _home_for("python", real)
-    if not (target / ".complete").exists():
-        (target / "bin").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(real, target / "bin" / real.name)
+
+    def build(temp: Path) -> None:
+        (temp / "bin").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(real, temp / "bin" / real.name)
         libdir = Path(sysconfig.get_config_var("LIBDIR") or base / "lib")
         soname = sysconfig.get_config_var("INSTSONAME")
         if sysconfig.get_config_var("Py_ENABLE_SHARED") and soname and (libdir / soname).exists():
-            (target / "lib").mkdir(exist_ok=True)
-            shutil.copy2(libdir / soname, target / "lib" / soname)
-        shutil.copytree(stdlib, target / stdlib.relative_to(base), dirs_exist_ok=True, symlinks=True,
+            (temp / "lib").mkdir(exist_ok=True)
+            shutil.copy2(libdir / soname, temp / "lib" / soname)
+        shutil.copytree(stdlib, temp / stdlib.relative_to(base), dirs_exist_ok=True, symlinks=True,
                         ignore=shutil.ignore_patterns(*STDLIB_SKIP))
-        (target / ".complete").touch()
+
+    target = _build_once(_home_for("python", real), build)
     _open_up(target)
     executable = target / "bin" / real.name
     if not can(user, "-x", executable):
@@ -156,11 +179,18 @@ def _copied_python(user: str | None) -> tuple[Path, dict[str, str]]:
 def _copied_package(package_root: Path) -> Path:
     """A fresh copy of the ``lab`` package (it changes with the code, so it is copied at every start)."""
     target = _home_for("source", package_root)
-    shutil.rmtree(target / "lab", ignore_errors=True)
-    shutil.copytree(package_root / "lab", target / "lab", ignore=shutil.ignore_patterns("__pycache__"))
-    _open_up(target / "lab")
-    for path in (target / "lab").rglob("*"):
+    target.mkdir(mode=0o755, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".lab.", dir=target))
+    shutil.copytree(package_root / "lab", fresh / "lab", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [fresh, *fresh.rglob("*")]:
         path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    old = target / f".old.{os.getpid()}"
+    if (target / "lab").exists():
+        os.rename(target / "lab", old)
+    os.rename(fresh / "lab", target / "lab")
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(fresh, ignore_errors=True)
+    _open_up(target / "lab")
     return target
 
 
