@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from ..errors import LabError
+from ..errors import LabError, StateError
 from .ledger import FaultLedger
 
 log = logging.getLogger("lab.faults")
@@ -74,7 +74,7 @@ class Fault:
             raise
         try:
             self.ledger.mark_active(self.entry, **(learned or {}))
-        except OSError as err:
+        except (OSError, StateError) as err:
             # e.g. EMFILE while a client-side fd fault is in force; the entry written before the
             # injection already holds what heal needs, and heal treats "injecting" like "active"
             log.warning("fault %s: ledger not updated to active: %s", self.key(), err)
