@@ -99,7 +99,7 @@ def test_the_password_file_and_logs_are_private(lab):
     assert stat.S_IMODE(logs.stat().st_mode) == 0o700
     for log in logs.glob("*.log"):
         assert stat.S_IMODE(log.stat().st_mode) == 0o600, log
-    assert settings.pg_password_resolved not in (lab.run("status").stdout + lab.run("up").stdout)
+    assert settings.pg_password not in (lab.run("status").stdout + lab.run("up").stdout)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a lab run as root has to drop privileges")
