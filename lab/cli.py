@@ -202,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
     scenarios = list(available().values()) if args.all else load(args.scenarios)
     settings = Settings.from_env()
+    settings.ensure_state_dir()
     _log_to_file(settings.state_path / "logs" / "run.log")
     stack = backend.running(settings)
     flavour = stack.kafka_flavour()
