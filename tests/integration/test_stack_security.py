@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import stat
+import tempfile
 import time
 from pathlib import Path
 
@@ -143,16 +145,20 @@ def test_up_after_kill_9_of_the_postmaster_starts_it_cleanly(lab):
 
 
 def test_a_component_that_dies_while_starting_fails_up_at_once(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    # somewhere the lab's user can execute it (so the lab need not copy it under /var/lib/chaoslab)
+    bin_dir = Path(tempfile.mkdtemp(prefix="chaoslab-fake-", dir="/var/tmp"))
+    bin_dir.chmod(0o755)
     fake = bin_dir / "tansu"
     fake.write_text("#!/bin/sh\necho 'boom: this broker cannot start'\nexit 1\n")
     fake.chmod(0o755)
     env = LabEnv(tmp_path / "state")
-    started = time.monotonic()
-    result = env.run("up", extra_env={"LAB_TANSU_BIN": str(fake), "LAB_START_TIMEOUT_S": "60"}, check=False)
-    elapsed = time.monotonic() - started
-    env.run("down", "--purge", check=False)
+    try:
+        started = time.monotonic()
+        result = env.run("up", extra_env={"LAB_TANSU_BIN": str(fake), "LAB_START_TIMEOUT_S": "60"}, check=False)
+        elapsed = time.monotonic() - started
+        env.run("down", "--purge", check=False)
+    finally:
+        shutil.rmtree(bin_dir, ignore_errors=True)
     assert result.returncode == 3, result.stderr
     assert "kafka" in result.stderr and "exited while starting" in result.stderr
     assert "boom: this broker cannot start" in result.stderr
