@@ -73,12 +73,15 @@ def create_private(path: Path, data: bytes) -> bool:
             os.link(temp, path)  # unlike rename, never replaces what another process made first
         except FileExistsError:
             return False
-        finally:
-            temp.unlink()
         fsync_dir(path.parent)
         return True
     except OSError as err:
         raise StateError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        try:
+            temp.unlink()
+        except OSError:
+            pass
 
 
 def fsync_dir(path: Path) -> None:

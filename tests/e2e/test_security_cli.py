@@ -33,7 +33,7 @@ def _no_traceback(result) -> None:
 
 
 @pytest.mark.parametrize("text", WRONG_SHAPES)
-@pytest.mark.parametrize("command", ["status", "up", "logs", "run"])
+@pytest.mark.parametrize("command", ["status", "up", "logs", "heal", "run"])
 def test_a_state_file_of_the_wrong_shape_is_a_clear_error(tmp_path, text, command):
     env = LabEnv(tmp_path / "state")
     env.state_dir.mkdir()
