@@ -15,6 +15,12 @@ from typing import Sequence
 from .config import Settings
 from .errors import LabError, UsageError
 
+COMPONENTS = ("proxy", "postgres", "kafka")
+SCENARIO_PATH_WARNING = (
+    "Scenario modules are Python code: every module in scenarios/ and in the directories of "
+    "LAB_SCENARIO_PATH is imported, and so executed, by `list`, `run` and `heal`, with this command's rights "
+    "(root, if you run the lab as root). Put only code you trust there.")
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 itself; route through LabError
@@ -32,13 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     logs = sub.add_parser("logs", help="the last lines of each component's log")
     logs.add_argument("components", nargs="*", help="proxy, postgres, kafka (default: all)")
-    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-n", "--lines", type=_line_count, default=50, help="how many lines (default 50)")
     heal = sub.add_parser("heal", help="undo every fault in the ledger, then enable every proxy, remove every "
-                                       "toxic and resume paused components")
+                                       "toxic and resume paused components", description=SCENARIO_PATH_WARNING)
     heal.add_argument("--ledger-only", action="store_true",
                       help="only undo the ledger's faults, each by its own heal (no sweep of proxies and pauses)")
-    sub.add_parser("list", help="the available scenarios")
+    sub.add_parser("list", help="the available scenarios", description=SCENARIO_PATH_WARNING)
     run = sub.add_parser("run", help="run scenarios: exit 0 = resilient, 1 = not, 3 = infrastructure error")
+    run.description = SCENARIO_PATH_WARNING
     run.add_argument("scenarios", nargs="*", help="scenario names (see `list`)")
     run.add_argument("--all", action="store_true", help="run every scenario")
     run.add_argument("--json", type=Path, help="write the JSON journal here")
@@ -48,29 +55,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _line_count(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of lines (0 or more)")
+    return int(raw)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from .stack import backend
 
     settings = Settings.from_env(backend=args.backend)
+    settings.ensure_state_dir()
     name, why = backend.detect(settings)
     print(f"backend: {name} ({why})")
     started = time.monotonic()
     actions = backend.for_settings(settings, name).up()
     for component, action in actions.items():
         print(f"  {component:<9} {action}")
-    print(f"up in {time.monotonic() - started:.2f}s: postgres {settings.pg_dsn}  kafka {settings.kafka_bootstrap}  "
-          f"proxy API {settings.proxy_url}")
+    where = "LAB_PG_PASSWORD" if settings.pg_password_override else str(settings.pg_password_file)
+    print(f"up in {time.monotonic() - started:.2f}s: postgres {settings.pg_dsn_masked()} (password in {where})  "
+          f"kafka {settings.kafka_bootstrap}  proxy API {settings.proxy_url}")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    """Always possible: a damaged state file is salvaged, what it still records stopped, the rest reported."""
     from .stack import backend
+    from .stack import state as state_file
 
     settings = Settings.from_env()
-    chosen = backend.recorded(settings)
+    current, problems = state_file.salvage(settings.state_path)
+    if problems:
+        # leave only what could be read, so the backend stops exactly that
+        if current is not None:
+            state_file.save(settings.state_path, current)
+        else:
+            state_file.clear(settings.state_path)
+    chosen = backend.for_settings(settings, current.backend if current else "local")
     stopped = chosen.down(purge=args.purge)
     print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
           + (" (data purged)" if args.purge else ""))
+    for problem in problems:
+        print(f"warning: {problem}. The lab could not stop what that part recorded: look for postgres, tansu "
+              f"and lab.proxy processes of this lab (`ps -ef`) and stop them by hand. The state file is cleared.",
+              file=sys.stderr)
     return 0
 
 
@@ -95,6 +123,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from .stack import backend
 
+    unknown = [name for name in args.components if name not in COMPONENTS]
+    if unknown:
+        raise UsageError(f"no component {unknown[0]!r}: choose from {', '.join(COMPONENTS)}")
     print(backend.recorded(Settings.from_env()).logs(args.components, args.lines))
     return 0
 
@@ -108,12 +139,20 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
     from .scenario import available
 
+    from .faults import FaultError
+
     settings = Settings.from_env()
     available()  # scenario modules register the undo functions of the fault kinds they define
-    healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))
-    print(f"ledger: {len(healed)} fault{'s' if len(healed) != 1 else ''} healed"
-          + (f" ({', '.join(healed)})" if healed else ""))
+    failed: FaultError | None = None
+    try:
+        healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))
+        print(f"ledger: {len(healed)} fault{'s' if len(healed) != 1 else ''} healed"
+              + (f" ({', '.join(healed)})" if healed else ""))
+    except FaultError as err:  # every other entry is healed; reset the proxy too, then report
+        failed = err
     if args.ledger_only:
+        if failed is not None:
+            raise failed
         return 0
     chosen = backend.recorded(settings)
     resumed = chosen.resume_paused()
@@ -123,6 +162,8 @@ def cmd_heal(args: argparse.Namespace) -> int:
     except ToxiproxyError as err:
         proxies = f"proxy not reachable ({err}); nothing to reset there"
     print(f"healed: {proxies}; resumed: {', '.join(resumed) or 'nothing was paused'}")
+    if failed is not None:
+        raise failed
     return 0
 
 
@@ -132,8 +173,9 @@ def _log_to_file(path: Path) -> None:
 
     from .clients.observability import JsonLinesFormatter
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    from .files import private_log
+
+    handler = logging.FileHandler(private_log(path))
     handler.setFormatter(JsonLinesFormatter())
     root = logging.getLogger()
     root.handlers = [handler]
@@ -160,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
     scenarios = list(available().values()) if args.all else load(args.scenarios)
     settings = Settings.from_env()
+    settings.ensure_state_dir()
     _log_to_file(settings.state_path / "logs" / "run.log")
     stack = backend.running(settings)
     flavour = stack.kafka_flavour()

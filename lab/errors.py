@@ -15,6 +15,7 @@
           ├── BinaryNotFound   says how to install what is missing
           ├── PrivilegeError   cannot create or switch to the user Postgres needs
           ├── StartTimeout     a component did not become healthy in time (with its log tail)
+          ├── StateError       a state, ledger or password file is unreadable, unwritable or of the wrong shape
           └── BackendUnavailable  the chosen backend cannot run here (e.g. no Docker engine)
 
 Foreign exceptions (asyncpg, aiokafka, subprocess, HTTP) are translated where
@@ -95,3 +96,7 @@ class StartTimeout(StackError):
 
 class BackendUnavailable(StackError):
     pass
+
+
+class StateError(StackError):
+    """Names the file and what is wrong with it."""

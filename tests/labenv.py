@@ -56,8 +56,19 @@ class LabEnv:
         return json.loads(self.run("status", "--json").stdout)
 
     @property
+    def settings(self):  # type: ignore[no-untyped-def]
+        """The lab's own Settings for this environment: the one owner of its DSNs and password."""
+        from lab.config import Settings
+
+        return Settings.from_env(self.env)
+
+    @property
     def pg_dsn(self) -> str:
-        return f"postgresql://lab:lab@127.0.0.1:{self.ports['pg_proxy']}/lab"
+        return self.settings.pg_dsn
+
+    @property
+    def pg_direct_dsn(self) -> str:
+        return self.settings.pg_direct_dsn
 
     @property
     def kafka(self) -> str:

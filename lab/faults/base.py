@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-from ..errors import LabError
+from ..errors import LabError, StateError
 from .ledger import FaultLedger
 
 log = logging.getLogger("lab.faults")
@@ -74,7 +74,7 @@ class Fault:
             raise
         try:
             self.ledger.mark_active(self.entry, **(learned or {}))
-        except OSError as err:
+        except (OSError, StateError) as err:
             # e.g. EMFILE while a client-side fd fault is in force; the entry written before the
             # injection already holds what heal needs, and heal treats "injecting" like "active"
             log.warning("fault %s: ledger not updated to active: %s", self.key(), err)
@@ -126,18 +126,26 @@ async def heal_entry(entry: dict[str, Any]) -> None:
 
 
 async def heal_ledger(ledger: FaultLedger) -> list[str]:
-    """Undo every unhealed fault in the ledger; returns their keys. Safe to run twice."""
+    """Undo every unhealed fault in the ledger; returns their keys. Safe to run twice.
+
+    Every good entry is healed even when others fail or cannot be read; then
+    one FaultError names each failure and each bad entry (by file and problem).
+    """
     from . import fd, memory, network, process  # noqa: F401  (register their undo functions)
 
-    healed, failed = [], []
-    for entry in ledger.unhealed():
+    entries, bad = ledger.read()
+    healed, failed = [], [str(b) for b in bad]
+    for entry in entries:
+        if entry["state"] == "healed":
+            continue
         try:
             await heal_entry(entry)
+            ledger.mark_healed(entry)
         except Exception as err:  # heal the others first; report this one after
-            failed.append(f"{entry['key']} ({entry['id']}): {err}")
+            failed.append(f"{entry['key']} ({ledger.directory / (entry['id'] + '.json')}): {err}")
             continue
-        ledger.mark_healed(entry)
         healed.append(entry["key"])
     if failed:
-        raise FaultError(f"healed {len(healed)} faults but could not heal {len(failed)}: {'; '.join(failed)}")
+        raise FaultError(f"healed {len(healed)} fault{'s' if len(healed) != 1 else ''} but could not heal "
+                         f"{len(failed)}: {'; '.join(failed)}")
     return healed

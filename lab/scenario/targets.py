@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, PostgresClient,
                        PostgresSettings, check_delivery)
-from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER, Settings
+from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, UNKNOWN, History
 
@@ -73,7 +73,7 @@ class PgTarget:
 
     @property
     def direct_dsn(self) -> str:
-        return f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{self.settings.pg_port}/{PG_DATABASE}"
+        return self.settings.pg_direct_dsn
 
     async def start(self) -> None:
         p = self.profile

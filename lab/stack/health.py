@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Awaitable, Callable
 
-from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER
+from ..config import HOST, PG_DATABASE, PG_USER
 
 
 class Unhealthy(Exception):
@@ -38,18 +38,20 @@ async def proxy_ready(api_port: int, expect: tuple[str, ...] = (), timeout_s: fl
     return f"toxiproxy API {version}"
 
 
-async def postgres_ready(port: int, database: str = PG_DATABASE, timeout_s: float = 2.0,
-                         password: str = PG_PASSWORD) -> str:
+async def postgres_ready(port: int, database: str = PG_DATABASE, timeout_s: float = 2.0, *,
+                         password: str) -> str:
+    """SELECT 1 as user lab with ``password`` (``Settings.pg_password``): Postgres trusts no one."""
     import asyncpg
 
     try:
-        conn = await asyncio.wait_for(
-            asyncpg.connect(host=HOST, port=port, user=PG_USER, password=password, database=database,
-                            timeout=timeout_s), timeout_s)
+        async with asyncio.timeout(timeout_s):  # unlike 3.11's wait_for, never swallows a cancellation
+            conn = await asyncpg.connect(host=HOST, port=port, user=PG_USER, password=password, database=database,
+                                         timeout=timeout_s)
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
         raise Unhealthy(f"cannot connect to postgres on {HOST}:{port}: {err or type(err).__name__}") from None
     try:
-        value = await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            value = await conn.fetchval("SELECT 1")
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as err:
         raise Unhealthy(f"SELECT 1 failed on {HOST}:{port}: {err or type(err).__name__}") from None
     finally:
@@ -96,7 +98,8 @@ async def kafka_brokers(port: int, timeout_s: float = 2.0) -> list[tuple[int, st
             writer.close()
 
     try:
-        return parse_brokers(await asyncio.wait_for(exchange(), timeout_s))
+        async with asyncio.timeout(timeout_s):  # unlike 3.11's wait_for, never swallows a cancellation
+            return parse_brokers(await exchange())
     except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, struct.error) as err:
         raise Unhealthy(f"no Kafka metadata from {HOST}:{port}: {err or type(err).__name__}") from None
 

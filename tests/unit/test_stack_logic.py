@@ -15,9 +15,38 @@ pytestmark = pytest.mark.unit
 
 
 def test_settings_defaults_match_the_design():
-    s = Settings.from_env({})
+    s = Settings.from_env({"LAB_PG_PASSWORD": "pw"})
     assert (s.proxy_api_port, s.pg_proxy_port, s.kafka_proxy_port) == (8474, 15432, 19092)
-    assert s.pg_dsn == "postgresql://lab:lab@127.0.0.1:15432/lab" and s.kafka_bootstrap == "127.0.0.1:19092"
+    assert s.pg_dsn == "postgresql://lab:pw@127.0.0.1:15432/lab" and s.kafka_bootstrap == "127.0.0.1:19092"
+    assert s.pg_direct_dsn == "postgresql://lab:pw@127.0.0.1:25432/lab"
+    assert "pw" not in repr(s) and "pw" not in s.pg_dsn_masked()
+
+
+@pytest.mark.security
+def test_the_postgres_password_is_generated_once_per_state_dir_and_private(tmp_path):
+    first = Settings.from_env({"LAB_STATE_DIR": str(tmp_path / "a")})
+    password = first.pg_password
+    assert len(password) >= 24 and password != "lab"
+    assert Settings.from_env({"LAB_STATE_DIR": str(tmp_path / "a")}).pg_password == password
+    assert Settings.from_env({"LAB_STATE_DIR": str(tmp_path / "b")}).pg_password != password
+    assert (first.pg_password_file.stat().st_mode & 0o777) == 0o600
+    assert (first.state_path.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.security
+def test_lab_pg_password_overrides_and_is_quoted_in_the_dsn(tmp_path):
+    s = Settings.from_env({"LAB_STATE_DIR": str(tmp_path), "LAB_PG_PASSWORD": "p@ss/w:rd"})
+    assert s.pg_password == "p@ss/w:rd" and not s.pg_password_file.exists()
+    assert s.to_env()["LAB_PG_PASSWORD"] == "p@ss/w:rd"
+    assert s.pg_dsn == "postgresql://lab:p%40ss%2Fw%3Ard@127.0.0.1:15432/lab"
+    with pytest.raises(ConfigError, match="LAB_PG_PASSWORD"):
+        Settings.from_env({"LAB_PG_PASSWORD": "a\nb"})
+
+
+def test_lab_os_user_and_its_older_name(tmp_path):
+    assert Settings.from_env({"LAB_PG_OS_USER": "old"}).os_user == "old"
+    assert Settings.from_env({"LAB_OS_USER": "new", "LAB_PG_OS_USER": "old"}).os_user == "new"
+    assert Settings.from_env({}).os_user == "chaoslab"
 
 
 def test_settings_are_read_from_the_environment_given():
