@@ -43,18 +43,12 @@ class LocalProxy:
             shutil.chown(self.config, self.user, pwd.getpwnam(self.user).pw_gid)
 
     def start(self, log: Path) -> procs.ProcessRecord:
-<<<<<<< HEAD
         # The API is unauthenticated: without the flag any local user could make the
         # proxy listen on every interface in front of Postgres (issue 10).
-        argv = [sys.executable, "-m", "lab.proxy", "-host", HOST, "-port", str(self.settings.proxy_api_port),
-                "-config", str(self.config), "-allow-remote-listen=false"]
-        _proc, record = procs.spawn(argv, log, cwd=Path(__file__).resolve().parents[2])
-=======
         argv = [self.python, "-m", "lab.proxy", "-host", HOST, "-port", str(self.settings.proxy_api_port),
-                "-config", "/dev/stdin"]
+                "-config", "/dev/stdin", "-allow-remote-listen=false"]
         _proc, record = procs.spawn(argv, log, cwd=self.cwd, user=self.user, env=runas.child_env(self.env),
                                     stdin=self.config)
->>>>>>> 77828dffdf9014f1536f16afa8509f5177116484
         return record
 
     def info(self) -> dict:
