@@ -189,7 +189,7 @@ class KafkaTarget:
             return
         from ..clients import kafka
 
-        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED))
+        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED, kafka.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
         self.producer = await KafkaProducer(KafkaSettings(
             self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s, request_timeout_s=p.request_timeout_s,
