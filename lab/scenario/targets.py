@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, PostgresClient,
                        PostgresSettings, check_delivery)
+from ..clients.pg_errors import Phase, translated
 from ..config import HOST, PG_DATABASE, PG_PASSWORD, PG_USER, Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, History
@@ -145,10 +146,15 @@ class PgTarget:
                                                     f"no leaked sessions ({sessions})")
         if baseline_p99_s and not problems:
             latencies = []
-            for _ in range(30):
-                s0 = time.monotonic()
-                await run("SELECT 1")
-                latencies.append(time.monotonic() - s0)
+            try:
+                for _ in range(30):
+                    s0 = time.monotonic()
+                    await run("SELECT 1")
+                    latencies.append(time.monotonic() - s0)
+            except Exception as err:  # a failing call after recovery fails the probe, not the whole run
+                history.add("probe", FAIL, name="pg.latency", evidence=f"call {len(latencies) + 1} of 30 failed "
+                                                                        f"after recovery: {type(err).__name__}: {err}")
+                return
             p99 = sorted(latencies)[-1]
             bound = max(5 * baseline_p99_s, 0.02)
             history.add("probe", OK if p99 <= bound else FAIL, name="pg.latency",
@@ -156,13 +162,16 @@ class PgTarget:
                                  f"(bound 5x or 20 ms)")
 
 
-async def _server_sessions(dsn: str, application_name: str) -> int:
-    conn = await asyncpg.connect(dsn, timeout=3, server_settings={"application_name": "chaoslab-probe"})
+async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3.0) -> int:
+    """The server's sessions for ``application_name``, on the lab's own bounded connection (errors: LabErrors)."""
+    with translated("the probe's connection", Phase.CONNECT):
+        conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings={"application_name": "chaoslab-probe"})
     try:
-        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                                   application_name)
+        with translated("counting the server's sessions"):
+            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                       application_name, timeout=timeout_s)
     finally:
-        await conn.close(timeout=3)
+        conn.terminate()
 
 
 class KafkaTarget:
