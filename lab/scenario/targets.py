@@ -24,6 +24,11 @@ from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, History
 
 
+#: Sequential calls the latency probe times after recovery. Its p99 is their second slowest: one scheduling
+#: stall on a shared machine (a 30-call maximum once read 195 ms against a 16 ms baseline) is not a slow client.
+LATENCY_SAMPLES = 100
+
+
 @dataclasses.dataclass(frozen=True)
 class ClientProfile:
     """The resilient clients' settings in a scenario; checks derive their bounds from these."""
@@ -147,19 +152,22 @@ class PgTarget:
         if baseline_p99_s and not problems:
             latencies = []
             try:
-                for _ in range(30):
+                for _ in range(LATENCY_SAMPLES):
                     s0 = time.monotonic()
                     await run("SELECT 1")
                     latencies.append(time.monotonic() - s0)
             except Exception as err:  # a failing call after recovery fails the probe, not the whole run
-                history.add("probe", FAIL, name="pg.latency", evidence=f"call {len(latencies) + 1} of 30 failed "
-                                                                        f"after recovery: {type(err).__name__}: {err}")
+                history.add("probe", FAIL, name="pg.latency", evidence=f"call {len(latencies) + 1} of "
+                                                                        f"{LATENCY_SAMPLES} failed after recovery: "
+                                                                        f"{type(err).__name__}: {err}")
                 return
-            p99 = sorted(latencies)[-1]
+            latencies.sort()
+            p99 = latencies[int(0.99 * (len(latencies) - 1))]  # the baseline's p99 is taken the same way
             bound = max(5 * baseline_p99_s, 0.02)
             history.add("probe", OK if p99 <= bound else FAIL, name="pg.latency",
-                        evidence=f"p99 {p99 * 1000:.1f} ms after recovery vs baseline {baseline_p99_s * 1000:.1f} ms "
-                                 f"(bound 5x or 20 ms)")
+                        evidence=f"p99 {p99 * 1000:.1f} ms of {len(latencies)} calls after recovery (p50 "
+                                 f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms) "
+                                 f"vs baseline {baseline_p99_s * 1000:.1f} ms (bound 5x or 20 ms)")
 
 
 async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3.0) -> int:
