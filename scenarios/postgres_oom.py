@@ -7,10 +7,7 @@ from lab.scenario import checks
 
 from ._common import bounded_and_expected, pool_recovered
 
-#: 256 MB in one allocation, filled at memory speed: past the 64 MB limit within a fraction of a second even on a
-#: busy machine (a string_agg over generate_series grew slowly and, under load, outlasted the 3 s fault unkilled).
-#: random() keeps the planner from folding it into a constant once.
-HOG = "SELECT length(repeat(md5(random()::text), 8 * 1024 * 1024))"
+HOG = "SELECT length(string_agg(md5(g::text), '')) FROM generate_series(1, 2000000) g"
 
 SCENARIO = Scenario(
     name="postgres_oom",
