@@ -235,7 +235,12 @@ class PostgresClient:
                     self.replaced_connections += 1
                     continue
                 self._in_use.add(pid)
-                if await self._valid(conn, pid):
+                try:
+                    valid = await self._valid(conn, pid)
+                except BaseException:  # cancelled mid-validation: not the caller's yet, so hand it back here
+                    await self._release(conn, pid, broken=True)
+                    raise
+                if valid:
                     self.acquire_latency.observe(time.monotonic() - started)
                     return conn, pid
                 self.replaced_connections += 1
