@@ -9,7 +9,8 @@
      │    ├── DatabaseUnavailable  Postgres could not be reached or dropped the connection
      │    ├── QueryTimeout         a command ran past its timeout
      │    ├── PoolExhausted        no pooled connection within the acquire timeout
-     │    └── KafkaUnavailable     the broker could not be reached within a bound
+     │    ├── KafkaUnavailable     the broker could not be reached, or dropped or refused the request
+     │    └── KafkaTimeout         a send or request got no answer within its bound (it may still land)
      └── StackError            the stack could not be brought up, down or inspected (exit code 3)
           ├── PortInUse        names the port and the process holding it
           ├── BinaryNotFound   says how to install what is missing
@@ -19,7 +20,7 @@
           └── BackendUnavailable  the chosen backend cannot run here (e.g. no Docker engine)
 
 Foreign exceptions (asyncpg, aiokafka, subprocess, HTTP) are translated where
-they are met.
+they are met: the clients' tables are lab/clients/pg_errors.py and kafka_errors.py.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ class PoolExhausted(ClientError):
 
 
 class KafkaUnavailable(ClientError):
+    pass
+
+
+class KafkaTimeout(ClientError):
     pass
 
 

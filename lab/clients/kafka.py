@@ -3,7 +3,9 @@
 Producer:
 * ``send()`` always resolves within ``send_deadline_s`` to a Delivery
   (acked / failed / unknown, see ledger.py), recorded in ``producer.ledger``.
-  It never raises for a delivery problem: the ledger is the record;
+  It never raises for a delivery problem: the ledger is the record, and a
+  delivery's ``error_class`` names the LabError (KafkaUnavailable, KafkaTimeout,
+  CallNotPermitted) that kafka_errors.py's table makes of aiokafka's error;
 * a circuit breaker around sends: while it is open, sends fail at once
   (status failed, error CallNotPermitted) instead of queueing behind an outage;
 * ``stop()`` returns within ``stop_timeout_s`` even during an outage (aiokafka's
@@ -12,8 +14,9 @@ Producer:
   batches itself and settles each batch at once (see inflight.py), and the
   ledger keeps a bounded window of deliveries (see ledger.py).
 
-Consumer: explicit commits only, offset queries with explicit partitions
-(Tansu needs them), lag per partition, and ``read_all`` for read-back checks.
+Consumer: its failures are raised as LabErrors by the same table; explicit commits only,
+offset queries with explicit partitions (Tansu needs them), lag per partition, and
+``read_all`` for read-back checks.
 
 Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is off.
 """
@@ -28,20 +31,21 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
 from ..resilience import BreakerConfig, CircuitBreaker
 from ..resilience.breaker import Permit
 from .inflight import MAX_REQUEST_BYTES, InFlight
+from .kafka_errors import as_lab_error, is_business_error, is_infrastructure_error, translated
 from .ledger import ACKED, FAILED, Delivery, DeliveryLedger
 from .observability import Histogram, log_event
 
 log = logging.getLogger("lab.clients.kafka")
 
 
-#: What the producer's breaker counts as a failure.
-RECORDED = (KafkaError, KafkaUnavailable, OSError, TimeoutError)
+#: What the producer's breaker counts as a failure, and what it ignores (the caller's own errors).
+RECORDED = (is_infrastructure_error,)
+IGNORED = (is_business_error,)
 
 
 def default_breaker() -> BreakerConfig:
@@ -49,7 +53,7 @@ def default_breaker() -> BreakerConfig:
         failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
         permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=15.0,
         slow_call_duration_s=5.0, slow_call_rate_threshold=100,
-        record_exceptions=RECORDED,
+        record_exceptions=RECORDED, ignore_exceptions=IGNORED,
     )
 
 
@@ -95,11 +99,11 @@ class KafkaProducer:
             max_request_size=MAX_REQUEST_BYTES,
         )
         try:
-            await asyncio.wait_for(producer.start(), s.start_timeout_s)
-        except (KafkaError, OSError, asyncio.TimeoutError) as err:
+            with translated(f"starting a producer on {s.bootstrap} (bound {s.start_timeout_s:g}s)", starting=True):
+                await asyncio.wait_for(producer.start(), s.start_timeout_s)
+        except Exception:
             await _bounded(producer.stop(), s.stop_timeout_s)
-            raise KafkaUnavailable(f"producer cannot reach {s.bootstrap} within {s.start_timeout_s:g}s: "
-                                   f"{err or type(err).__name__}") from err
+            raise
         self._in_flight = InFlight(self, asyncio.get_running_loop(), producer)
         self._producer = producer
         return self
@@ -152,6 +156,8 @@ class KafkaProducer:
                  partition: int | None = None, offset: int | None = None) -> Delivery:
         resolved_at = time.monotonic()
         self.send_latency.observe(resolved_at - sent_at)
+        if error is not None:
+            error = as_lab_error(error, "send")
         delivery = self.ledger.record(Delivery(
             message_id=message_id, topic=topic, status=status, partition=partition, offset=offset,
             error_class=type(error).__name__ if error is not None else None,
@@ -219,10 +225,11 @@ class KafkaConsumer:
             heartbeat_interval_ms=int(s.heartbeat_interval_s * 1000),
         )
         try:
-            await asyncio.wait_for(consumer.start(), s.start_timeout_s)
-        except (KafkaError, OSError, asyncio.TimeoutError) as err:
+            with translated(f"starting a consumer on {s.bootstrap} (bound {s.start_timeout_s:g}s)", starting=True):
+                await asyncio.wait_for(consumer.start(), s.start_timeout_s)
+        except Exception:
             await _bounded(consumer.stop(), s.stop_timeout_s)
-            raise KafkaUnavailable(f"consumer cannot reach {s.bootstrap}: {err or type(err).__name__}") from err
+            raise
         self._consumer = consumer
         return self
 
@@ -250,35 +257,31 @@ class KafkaConsumer:
         consumer = self.raw
         consumer.assign(partitions)
         timeout = self.settings.request_timeout_s
-        try:
+        with translated(f"assigning {partitions}"):
             for tp in partitions:
                 await asyncio.wait_for(consumer.position(tp), timeout)
             if from_beginning:
                 await asyncio.wait_for(consumer.seek_to_beginning(*partitions), timeout)
                 for tp in partitions:
                     await asyncio.wait_for(consumer.position(tp), timeout)
-        except (KafkaError, asyncio.TimeoutError, OSError) as err:
-            raise KafkaUnavailable(f"cannot assign {partitions}: {err or type(err).__name__}") from err
 
     async def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
-        batches = await asyncio.wait_for(self.raw.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records),
-                                         timeout_s + self.settings.request_timeout_s)
+        with translated("poll"):
+            batches = await asyncio.wait_for(self.raw.getmany(timeout_ms=int(timeout_s * 1000),
+                                                              max_records=max_records),
+                                             timeout_s + self.settings.request_timeout_s)
         return [record for records in batches.values() for record in records]
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
-        try:
+        with translated("commit"):
             await asyncio.wait_for(self.raw.commit(offsets), self.settings.request_timeout_s)
-        except (KafkaError, asyncio.TimeoutError, OSError) as err:
-            raise KafkaUnavailable(f"commit failed: {err or type(err).__name__}") from err
 
     async def lag(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """End offset minus position, per partition (explicit partitions: Tansu needs them)."""
         timeout = self.settings.request_timeout_s
-        try:
+        with translated("measuring lag"):
             ends = await asyncio.wait_for(self.raw.end_offsets(partitions), timeout)
             positions = {tp: await asyncio.wait_for(self.raw.position(tp), timeout) for tp in partitions}
-        except (KafkaError, asyncio.TimeoutError, OSError) as err:
-            raise KafkaUnavailable(f"cannot measure lag: {err or type(err).__name__}") from err
         return {tp: max(0, ends[tp] - positions[tp]) for tp in partitions}
 
     async def read_all(self, topic: str, timeout_s: float = 10.0) -> list[Any]:
@@ -286,12 +289,14 @@ class KafkaConsumer:
         partitions = await self.partitions(topic)
         consumer = self.raw
         await self.assign(partitions, from_beginning=True)
-        ends = await asyncio.wait_for(consumer.end_offsets(partitions), self.settings.request_timeout_s)
+        with translated(f"reading the end offsets of {topic!r}"):
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), self.settings.request_timeout_s)
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            positions = {tp: await asyncio.wait_for(consumer.position(tp), self.settings.request_timeout_s)
-                         for tp in partitions}
+            with translated(f"reading the positions in {topic!r}"):
+                positions = {tp: await asyncio.wait_for(consumer.position(tp), self.settings.request_timeout_s)
+                             for tp in partitions}
             if all(positions[tp] >= ends[tp] for tp in partitions):
                 return records
             records += await self.poll(min(0.5, max(0.05, deadline - time.monotonic())))
@@ -332,10 +337,10 @@ async def _bounded(awaitable: Any, timeout_s: float) -> bool:
         await asyncio.wait_for(awaitable, timeout_s)
     except asyncio.TimeoutError:
         return False
-    except (KafkaError, OSError) as err:
+    except Exception as err:  # closing is best effort: whatever it met, the caller goes on closing
         log_event(log, logging.DEBUG, "error while closing", error=repr(err))
     return True
 
 
-__all__ = ["RECORDED", "ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
+__all__ = ["IGNORED", "RECORDED", "ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
            "default_breaker"]

@@ -9,7 +9,8 @@ What it adds to asyncpg's pool:
   (constraint violations, syntax errors...) neither trip nor reset it and pass
   through unchanged; infrastructure failures are raised as
   DatabaseUnavailable / QueryTimeout / PoolExhausted (LabError) with the
-  original as ``__cause__``;
+  original as ``__cause__``, by the one table in pg_errors.py, and the
+  connection that met one is terminated, never returned to the pool;
 * ``close()`` that returns within its bound, falling back to ``terminate()``;
 * stats (size, idle, in use, waiting, acquire latency) and a leak check against
   the server's ``pg_stat_activity``.
@@ -30,37 +31,12 @@ import asyncpg
 from ..errors import CallNotPermitted, DatabaseUnavailable, PoolExhausted, QueryTimeout
 from ..resilience import BreakerConfig, CircuitBreaker
 from .observability import Histogram, log_event
+from .pg_errors import Phase, breaks_connection, is_business_error, is_infrastructure_error, translated
 
 log = logging.getLogger("lab.clients.postgres")
 
-#: SQLSTATE classes that mean the server or the path to it is in trouble, not the query:
-#: 08 connection exception, 53 insufficient resources, 57 operator intervention (incl.
-#: 57014 query canceled = statement timeout), 58 system error.
-_INFRA_CLASSES = ("08", "53", "57", "58")
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """True for failures of the database or the network, False for the application's own errors."""
-    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, DatabaseUnavailable,
-                        QueryTimeout, PoolExhausted)):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return (getattr(exc, "sqlstate", None) or "")[:2] in _INFRA_CLASSES
-    return False
-
-
-def is_business_error(exc: BaseException) -> bool:
-    """The application's own database errors: neither a failure nor a success for the breaker."""
-    return isinstance(exc, asyncpg.PostgresError) and not is_infrastructure_error(exc)
-
-
 RECORDED = (is_infrastructure_error,)
 IGNORED = (is_business_error,)
-
-
-def _breaks_connection(exc: BaseException) -> bool:
-    """After this error the connection's state is unknown: terminate it rather than reuse it."""
-    return is_infrastructure_error(exc) or isinstance(exc, asyncio.CancelledError)
 
 
 def default_breaker() -> BreakerConfig:
@@ -149,15 +125,13 @@ class PostgresClient:
         async def init(conn: asyncpg.Connection) -> None:
             _set_keepalive(conn, s)
 
-        try:
+        with translated(f"opening a pool to {_redact(s.dsn)}", Phase.CONNECT):
             self.pool = await asyncio.wait_for(asyncpg.create_pool(
                 s.dsn, min_size=s.min_size, max_size=s.max_size, timeout=s.connect_timeout_s,
                 command_timeout=s.command_timeout_s, init=init,
                 max_inactive_connection_lifetime=s.max_inactive_connection_lifetime_s,
                 server_settings=self._server_settings(),
             ), s.connect_timeout_s * max(1, s.min_size) + 1)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            raise DatabaseUnavailable(f"cannot open a pool to {_redact(s.dsn)}: {err or type(err).__name__}") from err
         return self
 
     def _server_settings(self) -> dict[str, str]:
@@ -179,7 +153,7 @@ class PostgresClient:
         try:
             await asyncio.wait_for(pool.close(), self.settings.close_timeout_s)
             return
-        except (asyncio.TimeoutError, OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
+        except Exception as err:  # whatever stopped the graceful close, terminate() still ends everything
             log_event(log, logging.WARNING, "pool close timed out or failed; terminating", error=repr(err),
                       in_use=len(self._in_use))
         pids = sorted(self._in_use)
@@ -190,17 +164,20 @@ class PostgresClient:
     async def _terminate_backends(self, pids: list[int]) -> None:
         s = self.settings
         try:
-            conn = await asyncpg.connect(s.dsn, timeout=s.connect_timeout_s, server_settings=self._server_settings())
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            log_event(log, logging.WARNING, "cannot reach the server to end our sessions", error=repr(err))
+            with translated("connecting to end our sessions", Phase.CONNECT):
+                conn = await asyncpg.connect(s.dsn, timeout=s.connect_timeout_s,
+                                             server_settings=self._server_settings())
+        except DatabaseUnavailable as err:
+            log_event(log, logging.WARNING, "cannot reach the server to end our sessions", error=str(err))
             return
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = $1 AND pid = ANY($2::int[]) AND pid <> pg_backend_pid()",
-                s.application_name, pids, timeout=s.command_timeout_s)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            log_event(log, logging.WARNING, "ending our sessions failed", error=repr(err))
+            with translated("ending our sessions"):
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1 AND pid = ANY($2::int[]) AND pid <> pg_backend_pid()",
+                    s.application_name, pids, timeout=s.command_timeout_s)
+        except (DatabaseUnavailable, QueryTimeout) as err:
+            log_event(log, logging.WARNING, "ending our sessions failed", error=str(err))
         finally:
             conn.terminate()
 
@@ -214,13 +191,18 @@ class PostgresClient:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A validated pooled connection, released (or discarded if broken) afterwards."""
+        """A validated pooled connection, released (or terminated if broken) afterwards.
+
+        What the block's commands raise goes through the table too: infrastructure
+        failures come out as LabErrors, the caller's own errors as they are.
+        """
         conn, pid = await self._acquire()
         broken = False
         try:
-            yield conn
+            with translated("a command on a pooled connection"):
+                yield conn
         except BaseException as exc:
-            broken = _breaks_connection(exc)
+            broken = breaks_connection(exc)
             raise
         finally:
             await self._release(conn, pid, broken)
@@ -238,26 +220,27 @@ class PostgresClient:
                 if left <= 0:
                     raise PoolExhausted(f"no connection within {s.acquire_timeout_s:g}s "
                                         f"(pool size {self.pool.get_size()}/{s.max_size})")
+                # with an idle connection, acquire() will not wait for a release (and connect is bounded)
+                bound = asyncio.timeout(left) if self.pool.get_idle_size() == 0 else contextlib.nullcontext()
                 try:
-                    if self.pool.get_idle_size() > 0:
-                        conn = await self.pool.acquire()  # will not wait for a release (connect is bounded)
-                    else:
-                        async with asyncio.timeout(left):  # no extra task, unlike acquire(timeout=...)
+                    async with bound:  # no extra task, unlike acquire(timeout=...)
+                        with translated("acquiring a connection", Phase.CONNECT):
                             conn = await self.pool.acquire()
-                except TimeoutError:
+                except TimeoutError:  # only our own bound: the table turned any other into a LabError
                     raise PoolExhausted(f"no connection within {s.acquire_timeout_s:g}s "
                                         f"(pool size {self.pool.get_size()}/{s.max_size})") from None
-                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
-                    if is_business_error(err):
-                        raise
-                    raise DatabaseUnavailable(f"cannot connect: {err or type(err).__name__}") from err
                 try:
                     pid = conn.get_server_pid()
                 except asyncpg.InterfaceError:  # it died between acquire and now: asyncpg took it back
                     self.replaced_connections += 1
                     continue
                 self._in_use.add(pid)
-                if await self._valid(conn, pid):
+                try:
+                    valid = await self._valid(conn, pid)
+                except BaseException:  # cancelled mid-validation: not the caller's yet, so hand it back here
+                    await self._release(conn, pid, broken=True)
+                    raise
+                if valid:
                     self.acquire_latency.observe(time.monotonic() - started)
                     return conn, pid
                 self.replaced_connections += 1
@@ -272,7 +255,9 @@ class PostgresClient:
         try:
             await conn.fetchval("SELECT 1", timeout=self.settings.validation_timeout_s)
             return True
-        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresError) as err:
+        except Exception as err:
+            if not is_infrastructure_error(err):
+                raise
             log_event(log, logging.INFO, "idle connection failed validation; replacing it", pid=pid, error=repr(err))
             return False
 
@@ -293,7 +278,7 @@ class PostgresClient:
             await pool.release(conn, timeout=self.settings.close_timeout_s)
         except asyncpg.InterfaceError:
             pass  # asyncpg already took back a connection it saw close
-        except (asyncio.TimeoutError, OSError, asyncpg.PostgresError) as err:
+        except Exception as err:  # the reset on release failed: the caller's command is done, so only log
             log_event(log, logging.WARNING, "release failed; connection terminated", pid=pid, error=repr(err))
             try:
                 conn.terminate()
@@ -303,31 +288,21 @@ class PostgresClient:
     # -- queries ---------------------------------------------------------------------
 
     async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
+        limit = timeout or self.settings.command_timeout_s
+
         async def operation() -> Any:
             conn, pid = await self._acquire()  # explicit, not connection(): this is the hot path
             broken = False
             try:
-                return await getattr(conn, method)(query, *args, timeout=timeout or self.settings.command_timeout_s)
+                with translated(f"{method} (command timeout {limit:g}s)"):
+                    return await getattr(conn, method)(query, *args, timeout=limit)
             except BaseException as exc:
-                broken = _breaks_connection(exc)
-                self._translate(method, exc, timeout)
+                broken = breaks_connection(exc)
                 raise
             finally:
                 await self._release(conn, pid, broken)
 
         return await self.breaker.call(operation)
-
-    def _translate(self, method: str, exc: BaseException, timeout: float | None) -> None:
-        """Raise the lab's error for an infrastructure failure; return (re-raise as is) otherwise."""
-        limit = timeout or self.settings.command_timeout_s
-        if isinstance(exc, asyncio.TimeoutError):
-            raise QueryTimeout(f"{method} ran past {limit:g}s") from exc
-        if isinstance(exc, asyncpg.QueryCanceledError):
-            raise QueryTimeout(f"{method} canceled by the server: {exc}") from exc
-        if isinstance(exc, (OSError, asyncpg.InterfaceError)):
-            raise DatabaseUnavailable(f"{method} failed: {exc or type(exc).__name__}") from exc
-        if isinstance(exc, asyncpg.PostgresError) and is_infrastructure_error(exc):
-            raise DatabaseUnavailable(f"{method} failed: {exc}") from exc
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         return await self._run("execute", query, args, timeout)
@@ -364,16 +339,19 @@ class PostgresClient:
         """Compare the server's sessions for our application_name with the pool's size.
 
         Uses its own short-lived connection (on ``dsn``, e.g. the unproxied address,
-        or the client's own), so it works while the pool is exhausted.
+        or the client's own), so it works while the pool is exhausted. Its failures are LabErrors too.
         """
-        conn = await asyncpg.connect(dsn or self.settings.dsn, timeout=self.settings.connect_timeout_s,
-                                     server_settings={"application_name": "chaoslab-leak-check"})
+        s = self.settings
+        with translated("connecting for the leak check", Phase.CONNECT):
+            conn = await asyncpg.connect(dsn or s.dsn, timeout=s.connect_timeout_s,
+                                         server_settings={"application_name": "chaoslab-leak-check"})
         try:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                self.settings.application_name, timeout=self.settings.command_timeout_s)
+            with translated("the leak check"):
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    s.application_name, timeout=s.command_timeout_s)
         finally:
-            await conn.close(timeout=self.settings.close_timeout_s)
+            conn.terminate()  # a one-off session: no graceful goodbye to wait for
         size = self.pool.get_size() if self.pool else 0
         # connections that are closed client-side may linger briefly on the server
         return LeakReport(server_sessions=count, pool_size=size, leaked=max(0, count - size))

@@ -18,9 +18,15 @@ from aiokafka import AIOKafkaProducer
 
 from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, PostgresClient,
                        PostgresSettings, check_delivery)
+from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, UNKNOWN, History
+
+
+#: Sequential calls the latency probe times after recovery. Its p99 is their second slowest: one scheduling
+#: stall on a shared machine (a 30-call maximum once read 195 ms against a 16 ms baseline) is not a slow client.
+LATENCY_SAMPLES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,24 +151,35 @@ class PgTarget:
                                                     f"no leaked sessions ({sessions})")
         if baseline_p99_s and not problems:
             latencies = []
-            for _ in range(30):
-                s0 = time.monotonic()
-                await run("SELECT 1")
-                latencies.append(time.monotonic() - s0)
-            p99 = sorted(latencies)[-1]
+            try:
+                for _ in range(LATENCY_SAMPLES):
+                    s0 = time.monotonic()
+                    await run("SELECT 1")
+                    latencies.append(time.monotonic() - s0)
+            except Exception as err:  # a failing call after recovery fails the probe, not the whole run
+                history.add("probe", FAIL, name="pg.latency", evidence=f"call {len(latencies) + 1} of "
+                                                                        f"{LATENCY_SAMPLES} failed after recovery: "
+                                                                        f"{type(err).__name__}: {err}")
+                return
+            latencies.sort()
+            p99 = latencies[int(0.99 * (len(latencies) - 1))]  # the baseline's p99 is taken the same way
             bound = max(5 * baseline_p99_s, 0.02)
             history.add("probe", OK if p99 <= bound else FAIL, name="pg.latency",
-                        evidence=f"p99 {p99 * 1000:.1f} ms after recovery vs baseline {baseline_p99_s * 1000:.1f} ms "
-                                 f"(bound 5x or 20 ms)")
+                        evidence=f"p99 {p99 * 1000:.1f} ms of {len(latencies)} calls after recovery (p50 "
+                                 f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms) "
+                                 f"vs baseline {baseline_p99_s * 1000:.1f} ms (bound 5x or 20 ms)")
 
 
-async def _server_sessions(dsn: str, application_name: str) -> int:
-    conn = await asyncpg.connect(dsn, timeout=3, server_settings={"application_name": "chaoslab-probe"})
+async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3.0) -> int:
+    """The server's sessions for ``application_name``, on the lab's own bounded connection (errors: LabErrors)."""
+    with translated("the probe's connection", Phase.CONNECT):
+        conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings={"application_name": "chaoslab-probe"})
     try:
-        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                                   application_name)
+        with translated("counting the server's sessions"):
+            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                       application_name, timeout=timeout_s)
     finally:
-        await conn.close(timeout=3)
+        conn.terminate()
 
 
 class KafkaTarget:
@@ -189,7 +206,7 @@ class KafkaTarget:
             return
         from ..clients import kafka
 
-        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED))
+        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED, kafka.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
         self.producer = await KafkaProducer(KafkaSettings(
             self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s, request_timeout_s=p.request_timeout_s,

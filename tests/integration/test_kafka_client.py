@@ -50,6 +50,8 @@ async def test_producer_through_a_ten_second_outage(stack, proxy):
     assert slowest <= DEADLINE_S + 0.5, f"a send took {slowest:.2f}s, beyond its {DEADLINE_S}s deadline"
     counts = producer.ledger.counts()
     assert counts["acked"] > 0 and counts["failed"] + counts["unknown"] > 0  # the outage was felt
+    error_classes = {d.error_class for d in ledger if d.status != ACKED}
+    assert error_classes <= {"KafkaUnavailable", "KafkaTimeout", "CallNotPermitted"}, error_classes  # LabErrors only
     async with KafkaConsumer(ConsumerSettings(stack.kafka)) as consumer:
         records = await consumer.read_all(topic, timeout_s=15)
     report = check_delivery(ledger, [r.key.decode() for r in records])
@@ -68,6 +70,7 @@ async def test_producer_stop_during_an_outage_is_bounded(stack, proxy):
     assert time.monotonic() - t0 < 2.0
     results = await asyncio.wait_for(asyncio.gather(*pending), 10)
     assert all(d.status != ACKED for d in results)
+    assert {d.error_class for d in results} <= {"KafkaUnavailable", "KafkaTimeout"}, [d.error for d in results]
 
 
 async def test_consumer_commits_and_measures_lag(stack):

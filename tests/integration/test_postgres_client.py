@@ -173,3 +173,45 @@ async def test_close_during_an_outage_returns_within_its_bound(stack, proxy):
     assert time.monotonic() - t0 < 2.0
     busy.cancel()
     await asyncio.gather(busy, return_exceptions=True)
+
+
+async def test_a_connection_poisoned_by_a_fatal_message_is_translated(stack, proxy):
+    """A backend that dies while its connection idles sends FATAL, then closes. Held open (slow_close),
+    the connection looks alive but asyncpg's protocol is stuck consuming that error: its next command
+    raises InternalClientError ("cannot switch to state ..."), which must come out as DatabaseUnavailable;
+    the next command gets a fresh connection."""
+    async with PostgresClient(settings(stack, "poisoned", min_size=1, max_size=1,
+                                       validate_idle_after_s=60)) as client:
+        victim = await client.fetchval("SELECT pg_backend_pid()")
+        await proxy.add_toxic("postgres", "slow_close", attributes={"delay": 3000})
+        conn = await asyncpg.connect(direct_dsn(stack), timeout=5)
+        try:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", victim, timeout=5)
+        finally:
+            await conn.close()
+        await asyncio.sleep(0.3)  # the FATAL message has arrived; the close is held back
+        with pytest.raises(DatabaseUnavailable) as raised:
+            await client.fetchval("SELECT 1")
+        assert isinstance(raised.value.__cause__, asyncpg.InternalClientError), repr(raised.value.__cause__)
+        assert await client.fetchval("SELECT pg_backend_pid()") != victim
+        assert client.stats().size == 1
+
+
+async def test_a_call_cancelled_while_its_connection_is_validated_leaks_nothing(stack, proxy):
+    """Cancelled during the idle check's SELECT 1, the connection is neither the caller's nor back in
+    the pool unless the client hands it back: with a pool of one, a leak starves every later call.
+    (The cancellation_storm scenario once ended with idle 4 != size 5.)"""
+    async with PostgresClient(settings(stack, "cancel-validate", min_size=1, max_size=1, acquire_timeout_s=1,
+                                       validate_idle_after_s=0.2, validation_timeout_s=2)) as client:
+        await client.fetchval("SELECT 1")
+        await asyncio.sleep(0.3)  # idle past validate_idle_after_s: the next acquire validates
+        await proxy.add_toxic("postgres", "latency", name="slow", attributes={"latency": 500})
+        call = asyncio.create_task(client.fetchval("SELECT 1"))
+        await asyncio.sleep(0.2)  # inside the validation's SELECT 1
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        await proxy.remove_toxic("postgres", "slow")
+        assert await client.fetchval("SELECT 1") == 1  # PoolExhausted if the connection leaked
+        await asyncio.sleep(0.1)
+        stats = client.stats()
+        assert stats.idle == stats.size == 1 and stats.waiting == 0
