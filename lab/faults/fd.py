@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 from typing import Any
 
@@ -11,6 +12,8 @@ import asyncpg
 from ..config import Settings
 from ..stack import limits
 from ..stack.backend import running
+from ..errors import ClientError
+from . import pgadmin
 from .base import Fault, FaultError, positive, undo_for
 from .ledger import FaultLedger
 
@@ -72,17 +75,14 @@ class ConnectionFlood(Fault):
         self.settings, self.leave_free, self.drop_via = settings, leave_free, drop_via
         self.connections: list[asyncpg.Connection] = []
 
-    def _dsn(self) -> str:
-        return self.settings.pg_direct_dsn
-
     def key(self) -> str:
         return "flood:postgres"
 
     def undo(self) -> dict[str, Any]:
-        return {"dsn": self._dsn(), "drop_via": self.drop_via}
+        return {"settings": self.settings.to_env(), "drop_via": self.drop_via}
 
     async def _inject(self) -> dict[str, Any]:
-        first = await asyncpg.connect(self._dsn(), timeout=5, server_settings={"application_name": FLOOD_APPLICATION})
+        first = await pgadmin.connect(self.settings, FLOOD_APPLICATION)
         self.connections.append(first)
         if self.drop_via:
             await _disable(self.drop_via, "postgres")
@@ -94,9 +94,8 @@ class ConnectionFlood(Fault):
         wanted = max(0, limit - used - self.leave_free)
         for _ in range(wanted):
             try:
-                self.connections.append(await asyncpg.connect(
-                    self._dsn(), timeout=5, server_settings={"application_name": FLOOD_APPLICATION}))
-            except (asyncpg.TooManyConnectionsError, asyncpg.PostgresError, OSError):
+                self.connections.append(await pgadmin.connect(self.settings, FLOOD_APPLICATION))
+            except ClientError:  # too many clients: the flood is complete
                 break
         if self.drop_via:
             await _enable(self.drop_via, "postgres")
@@ -123,15 +122,7 @@ async def _settle(conn: asyncpg.Connection, max_s: float = 2.0) -> None:
 async def _end_flood(undo: dict[str, Any]) -> None:
     if undo.get("drop_via"):
         await _enable(undo["drop_via"], "postgres")
-    try:
-        conn = await asyncpg.connect(undo["dsn"], timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-        return  # nothing reachable to clean; the flood died with its process
-    try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                           FLOOD_APPLICATION)
-    finally:
-        await conn.close()
+    await pgadmin.end_sessions(Settings.from_env({**os.environ, **undo["settings"]}), FLOOD_APPLICATION)
 
 
 class ClientFdLimit(Fault):

@@ -12,6 +12,9 @@ from typing import Any
 from ..config import Settings
 from ..stack import procs
 from ..stack.backend import running
+from ..clients.pg_errors import translated
+from ..errors import ClientError
+from . import pgadmin
 from .base import Fault, FaultError, positive, undo_for
 from .ledger import FaultLedger
 from .process import backend_of
@@ -80,14 +83,11 @@ class MemoryTrigger(Fault):
         self._bitten = asyncio.Event()
         self.runs = self.killed = 0
 
-    def _dsn(self) -> str:
-        return self.settings.pg_direct_dsn
-
     def key(self) -> str:
         return "memory_trigger:postgres"
 
     def undo(self) -> dict[str, Any]:
-        return {"dsn": self._dsn()}
+        return {"settings": self.settings.to_env()}
 
     async def _inject(self) -> None:
         self._task = asyncio.ensure_future(self._trigger())
@@ -98,18 +98,16 @@ class MemoryTrigger(Fault):
                              f"memory limit did not bite") from None
 
     async def _trigger(self) -> None:
-        import asyncpg
-
         while True:
             self.runs += 1
             try:
-                conn = await asyncpg.connect(self._dsn(), timeout=2,
-                                             server_settings={"application_name": self.APPLICATION})
+                conn = await pgadmin.connect(self.settings, self.APPLICATION, timeout_s=2)
                 try:
-                    await conn.fetchval(self.sql, timeout=10)
+                    with translated("running the hungry query"):
+                        await conn.fetchval(self.sql, timeout=10)
                 finally:
                     conn.terminate()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError):
+            except ClientError:
                 self.killed += 1  # OOM-killed mid-query, or refused during crash recovery
                 self._bitten.set()
             await asyncio.sleep(self.period_s)
@@ -126,17 +124,7 @@ class MemoryTrigger(Fault):
 
 @undo_for("memory_trigger")
 async def _stop_trigger(undo: dict[str, Any]) -> None:
-    import asyncpg
-
-    try:
-        conn = await asyncpg.connect(undo["dsn"], timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-        return
-    try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                           MemoryTrigger.APPLICATION)
-    finally:
-        await conn.close()
+    await pgadmin.end_sessions(Settings.from_env({**os.environ, **undo["settings"]}), MemoryTrigger.APPLICATION)
 
 
 class MemoryHog(Fault):
