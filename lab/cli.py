@@ -10,10 +10,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .config import Settings
 from .errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from .scenario.store import RunStore
 
 COMPONENTS = ("proxy", "postgres", "kafka")
 SCENARIO_PATH_WARNING = (
@@ -52,7 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
     run.add_argument("--negative-control", action="store_true",
                      help="run against a deliberately non-resilient target (no breaker, no timeouts): must fail")
+    run.add_argument("--repeat", type=_positive_count, default=1, metavar="N",
+                     help="run the scenarios N times over (every result goes to the run history)")
+    run.add_argument("--until-fail", action="store_true",
+                     help="stop after the first round in which a scenario did not pass (at most --repeat rounds, "
+                          "100 when --repeat is not given)")
+    run.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
+    history = sub.add_parser("history", help="pass rates, flaky scenarios, baselines and regressions over the "
+                                             "stored runs")
+    history.add_argument("scenario", nargs="?", help="one scenario (default: all that were run)")
+    history.add_argument("--check", action="store_true",
+                         help="exit 1 on a regression in a scenario's newest result or a newly flaky scenario")
+    history.add_argument("--json", action="store_true", help="machine-readable output")
+    history.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
     return parser
+
+
+def _positive_count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a count of 1 or more")
+    return int(raw)
+
+
+def _store(settings: Settings, path: Path | None) -> "RunStore":
+    from .scenario.store import RunStore
+
+    return RunStore(path if path is not None else settings.state_path / "history.sqlite")
 
 
 def _line_count(raw: str) -> int:
@@ -206,24 +234,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     _log_to_file(settings.state_path / "logs" / "run.log")
     stack = backend.running(settings)
     flavour = stack.kafka_flavour()
+    store = _store(settings, args.history)
+    run_id = store.start_run(stack.name)
+    rounds = args.repeat if args.repeat > 1 or not args.until_fail else 100
     results = []
 
     async def run_all() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
-        for scenario in scenarios:
-            if flavour != "apache" and scenario.needs_apache_kafka:
-                print(f"SKIP     {scenario.name}: the broker is {flavour}: {scenario.needs_apache_kafka}")
-                continue
-            label = scenario.name + (" (negative control)" if args.negative_control else "")
-            print(f"== {label}: {scenario.description}", flush=True)
-            started = time.monotonic()
-            result = await run_scenario(scenario, settings, negative=args.negative_control,
-                                        on_phase=lambda p: print(f"   {time.monotonic() - started:6.2f}s  {p}",
-                                                                 flush=True))
-            print(f"   {result.duration_s:6.2f}s  verdict: {result.verdict.upper()}", flush=True)
-            results.append(result)
+        for round_index in range(rounds):
+            for scenario in scenarios:
+                if flavour != "apache" and scenario.needs_apache_kafka:
+                    if round_index == 0:
+                        print(f"SKIP     {scenario.name}: the broker is {flavour}: {scenario.needs_apache_kafka}")
+                    continue
+                label = scenario.name + (" (negative control)" if args.negative_control else "")
+                count = f" [round {round_index + 1} of {rounds}]" if rounds > 1 else ""
+                print(f"== {label}{count}: {scenario.description}", flush=True)
+                started = time.monotonic()
+                result = await run_scenario(scenario, settings, negative=args.negative_control,
+                                            on_phase=lambda p: print(f"   {time.monotonic() - started:6.2f}s  {p}",
+                                                                     flush=True))
+                print(f"   {result.duration_s:6.2f}s  verdict: {result.verdict.upper()}", flush=True)
+                results.append(result)
+                store.record(run_id, result)
+            if args.until_fail and any(r.verdict != "pass" for r in results):
+                print(f"stopped after round {round_index + 1}: a scenario did not pass", flush=True)
+                return
 
     try:
         asyncio.run(run_all())
@@ -242,8 +280,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r.verdict == "pass" for r in results) else 1
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from .scenario import trends
+
+    settings = Settings.from_env()
+    store = _store(settings, args.history)
+    if not store.path.exists():
+        raise UsageError(f"no run history at {store.path}: `python -m lab run` records one")
+    by_scenario: dict[str, list] = {}
+    for result in store.results(args.scenario):
+        by_scenario.setdefault(result.scenario, []).append(result)
+    if args.scenario and not by_scenario:
+        raise UsageError(f"no stored runs of scenario {args.scenario!r}")
+    report = {name: trends.trend(name, results) for name, results in by_scenario.items()}
+    alarms = [f"{name}: {r.metric} {r.value:.3f}s beyond {r.allowed:.3f}s (baseline {r.baseline:.3f}s)"
+              for name, t in report.items() for r in t.regressions]
+    alarms += [f"{name}: newly flaky: {report[name].flaky}" for name, results in by_scenario.items()
+               if trends.newly_flaky(results)]
+    if args.json:
+        import dataclasses
+
+        print(json.dumps({"scenarios": {n: dataclasses.asdict(t) for n, t in report.items()}, "alarms": alarms},
+                         indent=2))
+    else:
+        print(f"{'scenario':<26} {'runs':>5} {'pass':>6}  flaky / baselines (median of the last passing runs)")
+        for name, t in sorted(report.items()):
+            keys = [k for k in sorted(t.baselines) if k.endswith(("detection_s", "recovery_s")) or k == "duration_s"]
+            shown = ", ".join(f"{k} {t.baselines[k]:.2f}s" for k in keys) or "-"
+            print(f"{name:<26} {t.runs:>5} {t.pass_rate:>6.0%}  {'FLAKY: ' + t.flaky if t.flaky else shown}")
+        for alarm in alarms:
+            print(f"ALARM  {alarm}")
+    return 1 if args.check and alarms else 0
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "heal": cmd_heal,
-            "list": cmd_list, "run": cmd_run}
+            "list": cmd_list, "run": cmd_run, "history": cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

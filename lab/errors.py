@@ -11,6 +11,7 @@
      │    ├── PoolExhausted        no pooled connection within the acquire timeout
      │    ├── KafkaUnavailable     the broker could not be reached, or dropped or refused the request
      │    └── KafkaTimeout         a send or request got no answer within its bound (it may still land)
+     ├── StoreError            the run history store cannot be opened, read or appended to (exit code 3)
      └── StackError            the stack could not be brought up, down or inspected (exit code 3)
           ├── PortInUse        names the port and the process holding it
           ├── BinaryNotFound   says how to install what is missing
@@ -73,6 +74,10 @@ class KafkaUnavailable(ClientError):
 
 class KafkaTimeout(ClientError):
     pass
+
+
+class StoreError(LabError):
+    exit_code = 3
 
 
 class StackError(LabError):

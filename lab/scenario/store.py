@@ -1,0 +1,200 @@
+"""The run history store: every `lab run` appends here (SQLite, schema versioned and migrated).
+
+One row per run (environment: backend, host, commit, versions), one per scenario
+result, one per check verdict, one per metric (detection and recovery times,
+per-phase latency percentiles and error counts, the run's duration). Writers
+take SQLite's write lock for the whole record, so concurrent runs append
+whole records, never interleaved halves. A file that is not a store of ours,
+or one written by a newer chaoslab, is a StoreError naming it; nothing is ever
+overwritten or dropped to "repair" it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import StoreError
+from .history import OK, History
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+# One list of statements per version: migrating from version v runs MIGRATIONS[v:], in order.
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, backend TEXT NOT NULL,"
+        " host TEXT NOT NULL, git_commit TEXT NOT NULL, environment TEXT NOT NULL)",
+        "CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs(id),"
+        " scenario TEXT NOT NULL, negative_control INTEGER NOT NULL, verdict TEXT NOT NULL, duration_s REAL NOT NULL,"
+        " error TEXT, recorded_at REAL NOT NULL)",
+        "CREATE TABLE checks (result_id INTEGER NOT NULL REFERENCES results(id), name TEXT NOT NULL,"
+        " verdict TEXT NOT NULL, evidence TEXT NOT NULL)",
+        "CREATE TABLE metrics (result_id INTEGER NOT NULL REFERENCES results(id), name TEXT NOT NULL,"
+        " value REAL NOT NULL)",
+        "CREATE INDEX results_by_scenario ON results (scenario, negative_control, id)",
+    ],
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredResult:
+    """One scenario's result as the store keeps it."""
+
+    result_id: int
+    run_id: int
+    scenario: str
+    verdict: str
+    recorded_at: float
+    metrics: dict[str, float]
+
+
+def phase_metrics(history: History) -> dict[str, float]:
+    """Per target and phase: latency p50/p95/p99 of the successful calls, and the error count."""
+    metrics: dict[str, float] = {}
+    ops = list(history.of("op"))
+    targets = sorted({str(e.get("target")) for e in ops})
+    for phase in ("baseline", "fault", "recovery"):
+        window = history.phase(phase)
+        if window is None:
+            continue
+        for target in targets:
+            inside = [e for e in ops if e.get("target") == target and window[0] <= e.t <= window[1]]
+            latencies = sorted(float(e.get("latency_s", 0.0)) for e in inside if e.status == OK)
+            metrics[f"{target}.{phase}.errors"] = float(sum(1 for e in inside if e.status != OK))
+            for pct in (50, 95, 99):
+                if latencies:
+                    index = min(len(latencies) - 1, round(pct / 100 * (len(latencies) - 1)))
+                    metrics[f"{target}.{phase}.p{pct}_s"] = latencies[index]
+    return metrics
+
+
+def environment(backend: str) -> dict[str, str]:
+    from .. import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return {"backend": backend, "host": platform.node(), "commit": commit or "unknown",
+            "chaoslab": __version__, "python": platform.python_version()}
+
+
+class RunStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"the run history {self.path} cannot be opened: {err}") from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            raise StoreError(f"the run history {self.path} is not a chaoslab history store ({err}); "
+                             f"move it aside to start a new one (nothing was changed)") from None
+        except StoreError:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" in tables:
+                version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            elif tables - {"sqlite_sequence"}:
+                raise StoreError(f"the run history {self.path} holds tables that are not chaoslab's "
+                                 f"({', '.join(sorted(tables))}); nothing was changed")
+            else:
+                version = 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"the run history {self.path} has schema version {version}, newer than this "
+                                 f"chaoslab's {SCHEMA_VERSION}: upgrade chaoslab (nothing was changed)")
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def start_run(self, backend: str) -> int:
+        env = environment(backend)
+        conn = self._connect()
+        try:
+            cursor = conn.execute(
+                "INSERT INTO runs (started_at, backend, host, git_commit, environment) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), backend, env["host"], env["commit"], json.dumps(env, sort_keys=True)))
+            return int(cursor.lastrowid or 0)
+        finally:
+            conn.close()
+
+    def record(self, run_id: int, result: Any) -> int:
+        """Append one ScenarioResult (its verdicts and metrics) as one transaction."""
+        metrics = {**phase_metrics(result.history), **{k: float(v) for k, v in result.measurements.items()},
+                   "duration_s": float(result.duration_s)}
+        return self.record_values(run_id, result.scenario, result.verdict, result.duration_s, metrics,
+                                  [(v.check, v.result, v.evidence) for v in result.verdicts],
+                                  negative_control=result.negative_control, error=result.error)
+
+    def record_values(self, run_id: int, scenario: str, verdict: str, duration_s: float, metrics: dict[str, float],
+                      checks: list[tuple[str, str, str]], negative_control: bool = False,
+                      error: str | None = None, recorded_at: float | None = None) -> int:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO results (run_id, scenario, negative_control, verdict, duration_s, error, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, scenario, int(negative_control), verdict, duration_s, error,
+                     time.time() if recorded_at is None else recorded_at))
+                result_id = int(cursor.lastrowid or 0)
+                conn.executemany("INSERT INTO checks (result_id, name, verdict, evidence) VALUES (?, ?, ?, ?)",
+                                 [(result_id, *check) for check in checks])
+                conn.executemany("INSERT INTO metrics (result_id, name, value) VALUES (?, ?, ?)",
+                                 [(result_id, name, value) for name, value in sorted(metrics.items())])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return result_id
+        except sqlite3.Error as err:
+            raise StoreError(f"could not append to the run history {self.path}: {err}") from None
+        finally:
+            conn.close()
+
+    def results(self, scenario: str | None = None, negative_control: bool = False) -> Iterator[StoredResult]:
+        """Oldest first."""
+        conn = self._connect()
+        try:
+            query = ("SELECT id, run_id, scenario, verdict, recorded_at FROM results WHERE negative_control = ?"
+                     + (" AND scenario = ?" if scenario else "") + " ORDER BY id")
+            args: tuple[Any, ...] = (int(negative_control), scenario) if scenario else (int(negative_control),)
+            rows = conn.execute(query, args).fetchall()
+            metrics: dict[int, dict[str, float]] = {row[0]: {} for row in rows}
+            for result_id, name, value in conn.execute("SELECT result_id, name, value FROM metrics"):
+                if result_id in metrics:
+                    metrics[result_id][name] = value
+        except sqlite3.Error as err:
+            raise StoreError(f"could not read the run history {self.path}: {err}") from None
+        finally:
+            conn.close()
+        for result_id, run_id, name, verdict, recorded_at in rows:
+            yield StoredResult(result_id, run_id, name, verdict, recorded_at, metrics[result_id])
