@@ -21,7 +21,7 @@ from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, Ka
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
-from .history import FAIL, OK, UNKNOWN, History
+from .history import FAIL, OK, History
 
 
 #: Sequential calls the latency probe times after recovery. Its p99 is their second slowest: one scheduling
@@ -245,11 +245,11 @@ class KafkaTarget:
             self.history.add("probe", FAIL, name="kafka.readback", evidence=f"read-back failed: {err}")
             return
         ids = [r.key.decode() for r in records]
-        acked = self.producer.ledger.acked_ids(self.topic) if self.producer is not None else self.acked
+        acked = ([d.message_id for d in self.producer.ledger.entries if d.status == ACKED]
+                 if self.producer is not None else self.acked)
         if self.producer is not None:
-            report = check_delivery(self.producer.ledger, ids, topic=self.topic)
-            verdict = (OK if report.complete else UNKNOWN) if report.ok else FAIL
-            self.history.add("probe", verdict, name="kafka.readback", evidence=report.summary())
+            report = check_delivery(self.producer.ledger.entries, ids)
+            self.history.add("probe", OK if report.ok else FAIL, name="kafka.readback", evidence=report.summary())
         else:
             missing = set(self.acked) - set(ids)
             self.history.add("probe", FAIL if missing else OK, name="kafka.readback",
