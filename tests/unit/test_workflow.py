@@ -17,7 +17,11 @@ def test_nightly_workflow_runs_every_scenario_on_compose_and_uploads_reports():
     steps = workflow["jobs"]["chaos"]["steps"]
     commands = " ".join(step.get("run", "") for step in steps)
     assert "lab up --backend compose" in commands
-    assert "lab run --all --junit reports/chaos.xml --json reports/chaos.json" in commands
+    assert "lab run --all --history history/history.sqlite --junit reports/chaos.xml --json reports/chaos.json" \
+        in commands
+    assert "lab history --history history/history.sqlite --check" in commands
+    cached = [step for step in steps if step.get("uses", "").startswith("actions/cache/")]
+    assert [step["with"]["path"] for step in cached] == ["history/", "history/"], "the store lives from night to night"
     upload = next(step for step in steps if "upload-artifact" in step.get("uses", ""))
     assert upload["if"] == "always()" and upload["with"]["path"] == "reports/"
     heal = next(step for step in steps if "lab heal" in step.get("run", ""))
