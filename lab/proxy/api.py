@@ -34,6 +34,9 @@ VERSION = "2.12.0"
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+#: Our header (not Toxiproxy's) on a create or populate whose empty listen went to loopback.
+LISTEN_NOTE_HEADER = "X-Lab-Proxy-Listen"
+LISTEN_NOTE = "empty listen bound on loopback, not all interfaces: this server runs with -allow-remote-listen=false"
 
 
 class ApiError(Exception):
@@ -228,13 +231,22 @@ class Api:
         if not upstream:
             raise ApiError("missing required field: upstream", 400)
         check_name("proxy", name)
-        proxy = self.collection.new_proxy(name, fields.get("listen", ""), upstream)
+        listen = fields.get("listen", "")
+        proxy = self.collection.new_proxy(name, listen, upstream)
         async with self._mutate:
             try:
                 await self._guard_listen(self.collection.add(proxy, fields.get("enabled", True)))
             except ProxyExists:
                 raise ApiError("proxy already exists", 409) from None
-        return json_response(201, gojson.encode(proxy.to_json()))
+        response = json_response(201, gojson.encode(proxy.to_json()))
+        self._note_empty_listen(response, [listen])
+        return response
+
+    def _note_empty_listen(self, response: Response, listens: list[str]) -> None:
+        """Toxiproxy binds an empty ``listen`` on all interfaces; a loopback-only server binds it
+        on 127.0.0.1 instead and says so in a header (the body's ``listen`` shows the address)."""
+        if "" in listens and not self.context.allow_remote_listen:
+            response.headers.append((LISTEN_NOTE_HEADER, LISTEN_NOTE))
 
     async def proxy_show(self, request: Request, name: str) -> Response:
         return json_response(200, gojson.encode(self._proxy(name).to_json()))
@@ -284,7 +296,9 @@ class Api:
                 "proxies": [p.to_json() for p in created] or None,
             })
             return json_response(err.status, body)
-        return json_response(201, gojson.encode({"proxies": [p.to_json() for p in created] or None}))
+        response = json_response(201, gojson.encode({"proxies": [p.to_json() for p in created] or None}))
+        self._note_empty_listen(response, [entry.get("listen", "") for entry in entries])
+        return response
 
     def _decode_populate(self, body: bytes) -> list[dict[str, Any]]:
         try:

@@ -4,7 +4,9 @@ The API reports bind failures with Go's error text (clients match on it), so
 address parsing and errors follow Go: ``listen tcp 127.0.0.1:22100: bind:
 address already in use``, ``listen tcp: address tcp/notaport: unknown port``.
 An empty or wildcard host listens on all interfaces, dual-stack, reported as
-``[::]:port``; ``localhost`` resolves to 127.0.0.1.
+``[::]:port``; ``localhost`` resolves to 127.0.0.1. An empty address (``""``, as
+when a client leaves ``listen`` out) is Toxiproxy's ``:0``: a random free port on
+all interfaces.
 
 ``bind_async`` is what a running server uses: a host name is looked up in a
 worker thread, never on the event loop, and the lookup is bounded in time. With
@@ -104,7 +106,7 @@ def bind(addr: str, backlog: int = 4096) -> socket.socket:
 
     Resolves in the calling thread: for start-up only; a running server uses bind_async.
     """
-    host, service = split_host_port(addr)
+    host, service = split_host_port(addr or ":0")
     port = resolve_port(service)
     family, bind_host = resolve_host(host)
     return _bind(family, bind_host, port, backlog)
@@ -132,28 +134,50 @@ async def bind_async(addr: str, loopback_only: bool = False, resolve_timeout_s: 
     Raises ListenError (Go's text; ``lookup HOST: i/o timeout`` past the bound) or,
     with ``loopback_only``, ListenRefused for an address off loopback.
     """
-    if loopback_only and addr == "":
-        addr = ":0"  # issue 15: an empty listen is a random port, here on loopback
-    host, service = split_host_port(addr)
-    if loopback_only and host == "":
-        host = "127.0.0.1"
-    needs_lookup = not _is_literal(host) or not (service == "" or service.isdigit())
-    if needs_lookup:
-        loop = asyncio.get_running_loop()
-        lookup = loop.run_in_executor(None, lambda: (resolve_port(service), resolve_host(host)))
-        try:
-            port, (family, bind_host) = await asyncio.wait_for(lookup, resolve_timeout_s)
-        except asyncio.TimeoutError:
-            raise ListenError(f"listen tcp: lookup {host}: i/o timeout") from None
-    else:
-        port = resolve_port(service)
-        family, bind_host = resolve_host(host)
+    family, bind_host, port = await _resolve_async(addr, loopback_only, resolve_timeout_s)
     if loopback_only and not _is_loopback(bind_host):
         raise ListenRefused(
             f"listen address {addr} is off loopback ({format_addr((bind_host, port))}): this server "
             "listens only on loopback (-allow-remote-listen=false)"
         )
     return _bind(family, bind_host, port, backlog)
+
+
+async def _resolve_async(addr: str, loopback_only: bool, resolve_timeout_s: float) -> tuple[int, str, int]:
+    """(family, host to bind, port) for ``addr``; a name is looked up off the loop, bounded."""
+    host, service = split_host_port(addr or ":0")  # issue 15: an empty listen is a random port
+    if loopback_only and host == "":
+        host = "127.0.0.1"
+    needs_lookup = not _is_literal(host) or not (service == "" or service.isdigit())
+    if not needs_lookup:
+        family, bind_host = resolve_host(host)
+        return family, bind_host, resolve_port(service)
+    loop = asyncio.get_running_loop()
+    lookup = loop.run_in_executor(None, lambda: (resolve_port(service), resolve_host(host)))
+    try:
+        port, (family, bind_host) = await asyncio.wait_for(lookup, resolve_timeout_s)
+    except asyncio.TimeoutError:
+        raise ListenError(f"listen tcp: lookup {host}: i/o timeout") from None
+    return family, bind_host, port
+
+
+async def resolved_async(addr: str, loopback_only: bool = False, resolve_timeout_s: float = 5.0) -> str | None:
+    """The address ``addr`` would be bound at, written as an enabled proxy reports it
+    (``localhost:7070`` -> ``127.0.0.1:7070``, ``:7070`` -> ``[::]:7070``); ``None`` when it
+    cannot be resolved or names no fixed port (port 0: each bind gets another one).
+
+    Populate compares these, as Toxiproxy does, so an entry written differently but
+    naming the same address keeps the existing proxy and its toxics (issue 15).
+    """
+    try:
+        _, bind_host, port = await _resolve_async(addr, loopback_only, resolve_timeout_s)
+    except ListenError:
+        return None
+    if port == 0:
+        return None
+    if bind_host == "0.0.0.0" and socket.has_ipv6:
+        bind_host = "::"
+    return format_addr((bind_host, port))
 
 
 def _bind(family: int, bind_host: str, port: int, backlog: int) -> socket.socket:

@@ -1,15 +1,18 @@
 """latency: delay every chunk by ``latency`` ms, plus or minus up to ``jitter`` ms.
 
-The delay counts from when the chunk reached the proxy, so chunks queued behind
-a delayed one are not delayed twice.
+The delay counts from the chunk's timestamp (when it reached the proxy), so chunks
+queued behind a delayed one are not delayed twice. After sleeping, the toxic moves
+the chunk's timestamp forward by what it slept, as Toxiproxy does: two latency
+toxics on one direction add up (100 ms + 100 ms = 200 ms, issue 15).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import ClassVar
 
-from ..stream import Interrupted, Stub
+from ..stream import Chunk, Interrupted, Stub
 from .base import Toxic
 
 
@@ -34,9 +37,11 @@ class Latency(Toxic):
             if chunk is None:
                 stub.close()
                 return
+            until = chunk.ts + self.delay_s(stub)
+            slept_s = max(0.0, until - time.monotonic())
             try:
-                await stub.sleep_until(chunk.ts + self.delay_s(stub))
+                await stub.sleep_until(until)
             except Interrupted:
                 stub.write(chunk)
                 raise
-            stub.write(chunk)
+            stub.write(Chunk(chunk.data, chunk.ts + slept_s) if slept_s > 0 else chunk)
