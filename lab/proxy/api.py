@@ -376,7 +376,7 @@ class Api:
                 stream=stream,
                 direction=direction,
                 toxicity=wrapper.get("toxicity", 1.0),
-                toxic=toxic_cls(**attributes),
+                toxic=checked(toxic_cls(**attributes)),
             )
             proxy.add_toxic(defn)
         return json_response(200, gojson.encode(defn.to_json()))
@@ -413,7 +413,7 @@ class Api:
                 stream=defn.stream,
                 direction=defn.direction,
                 toxicity=fields.get("toxicity", defn.toxicity),
-                toxic=defn.toxic.merged(changes),
+                toxic=checked(defn.toxic.merged(changes)),
             )
             await proxy.update_toxic(updated)
         return json_response(200, gojson.encode(updated.to_json()))
@@ -424,6 +424,15 @@ class Api:
             if await proxy.remove_toxic(toxic_name) is None:
                 raise ApiError(*TOXIC_NOT_FOUND)
         return Response(204)
+
+
+def checked(toxic: Any) -> Any:
+    """The toxic, or a 400 naming what is wrong with its attributes (our toxic types only)."""
+    try:
+        toxic.check()
+    except ValueError as err:
+        raise ApiError(f"invalid attributes for toxic type {toxic.type_name}: {err}", 400) from None
+    return toxic
 
 
 def json_response(status: int, body: str) -> Response:

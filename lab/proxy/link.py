@@ -143,15 +143,25 @@ class Sink:
 
 
 class Stage:
-    """One toxic running on one direction of one connection."""
+    """One toxic running on one direction of one connection.
 
-    def __init__(self, direction: "Direction", defn: "ToxicDef", inbox: Channel, outbox: Outlet) -> None:
+    ``role`` is "" for an ordinary toxic; a two-way toxic has a "requests" stage on
+    the upstream direction and a "responses" stage on the downstream one, which
+    share ``state`` and know each other's inbox (``peer``).
+    """
+
+    def __init__(self, direction: "Direction", defn: "ToxicDef", inbox: Channel, outbox: Outlet,
+                 role: str = "", state: object = None) -> None:
         self.direction = direction
         self.defn = defn
         self.inbox = inbox
         self.outbox = outbox
-        new_state = getattr(defn.toxic, "new_state", None)
-        self.state = new_state() if new_state else None
+        self.role = role
+        if state is None:
+            new_state = getattr(defn.toxic, "new_state", None)
+            state = new_state() if new_state else None
+        self.state = state
+        self.peer: "Stage | None" = None
         self.stub: Stub | None = None
         self.task: asyncio.Task[None] | None = None
         self.runs = 0
@@ -169,12 +179,18 @@ class Stage:
         self.runs += 1
         link = self.direction.link
         rng = link.proxy.context.rng(link.proxy.name, link.seq, self.direction.name, self.defn.name, self.runs)
-        self.stub = Stub(self.inbox, self.outbox, rng, self.state, link.reset)
+        peer = self.peer.inbox if self.peer is not None else None
+        self.stub = Stub(self.inbox, self.outbox, rng, self.state, link.reset, self.role, peer)
         self.task = asyncio.get_running_loop().create_task(self._run(self.stub, self.defn))
 
     async def _run(self, stub: Stub, defn: "ToxicDef") -> None:
         try:
-            if stub.rng.random() < defn.toxicity:
+            if self.role == "requests":
+                stub.active = stub.rng.random() < defn.toxicity
+                await defn.toxic.pipe_requests(stub)  # type: ignore[attr-defined]
+            elif self.role == "responses":
+                await defn.toxic.pipe_responses(stub)  # type: ignore[attr-defined]
+            elif stub.rng.random() < defn.toxicity:
                 await defn.toxic.pipe(stub)
             else:
                 await pass_through(stub)
@@ -214,6 +230,7 @@ class Direction:
         self.src = src
         self.dst = dst
         self.counters = counters  # [received, sent], shared with the proxy's metrics
+        self.bytes_in = 0  # read from src on this link
         self.budget = Budget(HIGH_WATER, LOW_WATER, self.update_reading)
         self.sink = Sink(self)
         self.head: Outlet = self.sink
@@ -226,6 +243,7 @@ class Direction:
 
     def on_data(self, data: bytes) -> None:
         self.counters[0] += len(data)
+        self.bytes_in += len(data)
         head = self.head
         if head is self.sink:
             sink = self.sink
@@ -269,16 +287,31 @@ class Direction:
 
     def add_toxic(self, defn: "ToxicDef") -> None:
         """Append a stage; data already past the end of the chain is not affected."""
+        stage = self.new_stage(defn)
+        if stage is not None:
+            stage.start()
+
+    def new_stage(self, defn: "ToxicDef", role: str = "", state: object = None,
+                  front: bool = False) -> Stage | None:
+        """A stage at the end of the chain (or, ``front``, nearest the source), not yet started.
+
+        At the front, data already in the chain stays ahead of anything the new stage passes on.
+        """
         if self.sink.ended:
-            return
+            return None
         inbox = Channel(self.budget)
-        stage = Stage(self, defn, inbox, self.sink)
+        if front:
+            stage = Stage(self, defn, inbox, self.head, role, state)
+            self.head = inbox
+            self.stages.insert(0, stage)
+            return stage
+        stage = Stage(self, defn, inbox, self.sink, role, state)
         if self.stages:
             self.stages[-1].set_outbox(inbox)
         else:
             self.head = inbox
         self.stages.append(stage)
-        stage.start()
+        return stage
 
     async def update_toxic(self, defn: "ToxicDef") -> None:
         index = self._find(defn.name)
@@ -371,14 +404,33 @@ class Link:
         down = Direction(self, "downstream", self.upstream, self.client,
                          counters("downstream", proxy.listen, proxy.name, proxy.upstream))
         self.directions = {"upstream": up, "downstream": down}
-        for defn in self.proxy.toxics.chain("upstream"):
-            up.add_toxic(defn)
-        for defn in self.proxy.toxics.chain("downstream"):
-            down.add_toxic(defn)
+        for defn in self.proxy.toxics.all():
+            self.add_toxic(defn)
         for side in (self.client, self.upstream):
             side.replay_early()
             if not self.closed:
                 side.transport.resume_reading()  # type: ignore[union-attr]
+
+    def add_toxic(self, defn: "ToxicDef") -> None:
+        """Add a toxic to this connection: to its direction, or, for a two-way toxic (one with
+        ``pipe_requests``), a requests stage at the end of upstream and a responses stage at
+        the front of downstream (nearest the server, so what it answers passes the other
+        downstream toxics), sharing one state."""
+        if not self.directions:
+            return
+        toxic = defn.toxic
+        if not hasattr(toxic, "pipe_requests"):
+            self.directions[defn.direction].add_toxic(defn)
+            return
+        # A connection that has already carried bytes is past its start-up: the toxic joins mid-session.
+        state = toxic.new_state(mid_stream=self.directions["upstream"].bytes_in > 0)
+        requests = self.directions["upstream"].new_stage(defn, "requests", state)
+        responses = self.directions["downstream"].new_stage(defn, "responses", state, front=True)
+        if requests is not None and responses is not None:
+            requests.peer, responses.peer = responses, requests
+        for stage in (requests, responses):
+            if stage is not None:
+                stage.start()
 
     # -- ends ------------------------------------------------------------------
 

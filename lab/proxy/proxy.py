@@ -117,23 +117,27 @@ class Proxy:
     def add_toxic(self, defn: ToxicDef) -> None:
         self.toxics.add(defn)
         for link in list(self.links.values()):
-            direction = link.directions.get(defn.direction)
-            if direction is not None:
-                direction.add_toxic(defn)
+            link.add_toxic(defn)
+
+    def _directions(self, defn: ToxicDef) -> list[str]:
+        """Where a toxic's stages run: its own direction, or both for a two-way toxic."""
+        return ["upstream", "downstream"] if hasattr(defn.toxic, "pipe_requests") else [defn.direction]
 
     async def update_toxic(self, defn: ToxicDef) -> None:
         self.toxics.replace(defn)
         await asyncio.gather(*(
-            link.directions[defn.direction].update_toxic(defn)
+            link.directions[direction].update_toxic(defn)
             for link in list(self.links.values()) if link.directions
+            for direction in self._directions(defn)
         ))
 
     async def remove_toxic(self, name: str) -> ToxicDef | None:
         defn = self.toxics.remove(name)
         if defn is not None:
             await asyncio.gather(*(
-                link.directions[defn.direction].remove_toxic(name)
+                link.directions[direction].remove_toxic(name)
                 for link in list(self.links.values()) if link.directions
+                for direction in self._directions(defn)
             ))
         return defn
 

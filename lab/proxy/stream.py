@@ -129,7 +129,15 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 
 class Stub:
-    """What one toxic sees of one direction of one connection."""
+    """What one toxic sees of one direction of one connection.
+
+    A two-way toxic (one that speaks a protocol: it reads requests on one direction
+    and answers on the other) runs as two stages sharing ``state``: ``role`` is
+    ``"requests"`` (client to server) or ``"responses"``, ``peer`` is the other
+    stage's inbox (``nudge_peer`` wakes it), and ``active`` is the toxicity roll of
+    the requests side (such a toxic always parses, to stay in step with the
+    protocol, and only acts when active). Ordinary toxics have ``role`` ``""``.
+    """
 
     def __init__(
         self,
@@ -138,12 +146,17 @@ class Stub:
         rng: random.Random,
         state: Any,
         reset: Callable[[], None],
+        role: str = "",
+        peer: Channel | None = None,
     ) -> None:
         self.inbox = inbox
         self.outbox = outbox
         self.rng = rng
         self.state = state
         self._reset = reset
+        self.role = role
+        self.peer = peer
+        self.active = True
         self.interrupted = False
         self.closed = False
         self.ended: End | None = None
@@ -217,6 +230,11 @@ class Stub:
 
     def write(self, chunk: Chunk) -> None:
         self.outbox.put(chunk)
+
+    def nudge_peer(self) -> None:
+        """Wake the other stage of a two-way toxic (an empty chunk: nothing to deliver)."""
+        if self.peer is not None:
+            self.peer.put(Chunk(b"", 0.0))
 
     def close(self) -> None:
         """End the stream downstream of this toxic.

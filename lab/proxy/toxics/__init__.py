@@ -7,6 +7,7 @@ from .base import Toxic, pass_through
 from .latency import Latency
 from .limit_data import LimitData
 from .noop import Noop
+from .postgres import Postgres
 from .reset_peer import ResetPeer
 from .slicer import Slicer
 from .slow_close import SlowClose
@@ -14,7 +15,7 @@ from .timeout import Timeout
 
 REGISTRY: dict[str, type[Toxic]] = {
     cls.type_name: cls
-    for cls in (Bandwidth, LimitData, Latency, Noop, ResetPeer, Slicer, SlowClose, Timeout)
+    for cls in (Bandwidth, LimitData, Latency, Noop, Postgres, ResetPeer, Slicer, SlowClose, Timeout)
 }
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Latency",
     "LimitData",
     "Noop",
+    "Postgres",
     "ResetPeer",
     "Slicer",
     "SlowClose",

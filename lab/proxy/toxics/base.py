@@ -9,6 +9,12 @@ writes whatever it holds and lets ``Interrupted`` propagate).
 Optional abilities, as in Toxiproxy, are plain attributes a toxic opts into:
 ``new_state()`` for per-connection state kept across updates, and
 ``cleanup(stub)`` run when the toxic is removed from a live connection.
+
+Our extension: a *two-way* toxic, one that speaks a protocol, has
+``pipe_requests(stub)`` and ``pipe_responses(stub)`` instead of ``pipe``; it runs
+on both directions of each connection, with one shared ``new_state()`` (see
+``Stub``). ``check()`` raises ``ValueError`` for attributes that make no sense;
+the API answers 400 with its text.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from ..gojson import Float32
 from ..stream import Stub
 
 
@@ -30,10 +37,16 @@ class Toxic:
         raise NotImplementedError
 
     def attributes(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.go_types}
+        return {
+            key: Float32(getattr(self, key)) if go_type == "float32" else getattr(self, key)
+            for key, go_type in self.go_types.items()
+        }
 
     def merged(self, changes: dict[str, Any]) -> "Toxic":
         return dataclasses.replace(self, **changes)
+
+    def check(self) -> None:
+        """Raise ValueError naming what is wrong with these attributes (our types only)."""
 
 
 async def pass_through(stub: Stub) -> None:
