@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .bandwidth import Bandwidth
 from .base import Toxic, pass_through
+from .kafka import Kafka
 from .latency import Latency
 from .limit_data import LimitData
 from .noop import Noop
@@ -15,12 +16,13 @@ from .timeout import Timeout
 
 REGISTRY: dict[str, type[Toxic]] = {
     cls.type_name: cls
-    for cls in (Bandwidth, LimitData, Latency, Noop, Postgres, ResetPeer, Slicer, SlowClose, Timeout)
+    for cls in (Bandwidth, Kafka, LimitData, Latency, Noop, Postgres, ResetPeer, Slicer, SlowClose, Timeout)
 }
 
 __all__ = [
     "REGISTRY",
     "Bandwidth",
+    "Kafka",
     "Latency",
     "LimitData",
     "Noop",
