@@ -167,6 +167,9 @@ async def test_metadata_error_and_throttle_as_aiokafka_decodes_them(stack, proxy
 
 
 async def test_acks_zero_not_forwarded_is_lost_and_nothing_desyncs(stack, proxy):
+    """A Produce with acks=0 owes no response: not forwarded, it is simply lost. (Tansu answers
+    acks=0 Produce requests anyway, unlike Kafka, so aiokafka logs an unexpected frame on the
+    acks=0 producer's connection once "kept" goes through; that is the broker, not the toxic.)"""
     topic = topic_name()
     p0 = await producer(stack, acks=0)
     p1 = await producer(stack)
