@@ -30,6 +30,7 @@ import asyncpg
 
 from ..errors import CallNotPermitted, DatabaseUnavailable, PoolExhausted, QueryTimeout
 from ..resilience import BreakerConfig, CircuitBreaker
+from ..resilience.retry import RetryPolicy
 from .observability import Histogram, log_event
 from .pg_errors import Phase, breaks_connection, is_business_error, is_infrastructure_error, translated
 
@@ -37,6 +38,21 @@ log = logging.getLogger("lab.clients.postgres")
 
 RECORDED = (is_infrastructure_error,)
 IGNORED = (is_business_error,)
+
+
+#: SQLSTATEs after which the whole transaction may be run again as it was: 40001
+#: serialization_failure, 40P01 deadlock_detected (the server rolled it back).
+RETRYABLE_SQLSTATES = ("40001", "40P01")
+
+
+def is_retryable_transaction_error(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def transaction_retry(deadline_s: float, max_attempts: int = 8) -> RetryPolicy:
+    """The default policy of ``run_transaction``: quick full-jitter backoff, only 40001 / 40P01."""
+    return RetryPolicy(max_attempts=max_attempts, initial_delay_s=0.005, max_delay_s=0.1, deadline_s=deadline_s,
+                       retry_on=(is_retryable_transaction_error,))
 
 
 def default_breaker() -> BreakerConfig:
@@ -323,6 +339,20 @@ class PostgresClient:
             async with self.connection() as conn:
                 async with conn.transaction():
                     yield conn
+
+    async def run_transaction(self, work: Any, retry: RetryPolicy | None = None) -> Any:
+        """``await work(conn)`` inside a transaction; on a serialization failure or deadlock
+        (40001, 40P01: the server rolled the transaction back) run it again, whole, under
+        ``retry`` (default ``transaction_retry`` bounded by three command timeouts). ``work``
+        must be safe to run again: nothing of a failed attempt is committed.
+        """
+        policy = retry or transaction_retry(3 * self.settings.command_timeout_s)
+
+        async def attempt() -> Any:
+            async with self.transaction() as conn:
+                return await work(conn)
+
+        return await policy.call(attempt)
 
     # -- observation -----------------------------------------------------------------
 

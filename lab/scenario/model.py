@@ -43,6 +43,9 @@ class Scenario:
     consumer_session_s: float | None = None  # also run a consumer-group member with this session timeout
     # why it needs Apache Kafka, if it does: skipped with this reason where the broker is Tansu
     needs_apache_kafka: str = ""
+    # a workload other than the default one per target (same constructor as PgTarget / KafkaTarget)
+    pg_target: Any = None
+    kafka_target: Any = None
 
 
 def scenarios_dir() -> Path:

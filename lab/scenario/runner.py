@@ -201,9 +201,11 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
         await steady_state(settings, history, scenario.targets)
         phase("steady_state", "end")
         if "pg" in scenario.targets:
-            targets.append(PgTarget(settings, scenario.profile, history, negative, scenario.pg_query))
+            targets.append((scenario.pg_target or PgTarget)(settings, scenario.profile, history, negative,
+                                                            scenario.pg_query))
         if "kafka" in scenario.targets:
-            targets.append(KafkaTarget(settings, scenario.profile, history, negative, scenario.consumer_session_s))
+            targets.append((scenario.kafka_target or KafkaTarget)(settings, scenario.profile, history, negative,
+                                                                  scenario.consumer_session_s))
         for target in targets:
             await asyncio.wait_for(target.start(), 10)
         storm_rng = random.Random(7)

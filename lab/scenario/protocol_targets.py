@@ -1,0 +1,142 @@
+"""Workloads for the protocol-aware faults (issue 15): transactions whose outcome can be
+checked row by row, and a Kafka producer whose delivery ledger is recorded for the checks.
+
+Both follow PgTarget / KafkaTarget (same constructor, same negative control: the naive
+client without retries, timeouts or ledger) and add structured probes that the checks in
+``protocol_checks`` read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+
+from ..clients import ConsumerSettings, KafkaConsumer, check_delivery
+from .history import FAIL, OK
+from .targets import KafkaTarget, PgTarget
+
+#: The statement of each transaction that a serialization-failure fault matches.
+TXN_MARKER = "lab_txn_conflict"
+
+
+class PgTxnTarget(PgTarget):
+    """Each call is one transaction: insert the call's row, then a statement marked with
+    TXN_MARKER (the one a fault fails), commit. The resilient client reruns a transaction
+    the server rolled back (40001 / 40P01) with ``PostgresClient.run_transaction``; the
+    negative control runs it once on a plain pool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.table = f"chaos_txn_{uuid.uuid4().hex[:8]}"
+        self.outcomes: dict[int, str] = {}  # call -> committed | failed | unknown
+        self.attempts = 0
+
+    async def start(self) -> None:
+        conn = await asyncpg.connect(self.direct_dsn, timeout=5)
+        try:
+            await conn.execute(f"CREATE TABLE {self.table} (op int NOT NULL, touched bool NOT NULL DEFAULT false)")
+        finally:
+            await conn.close(timeout=3)
+        await super().start()
+
+    async def op(self, sequence: int) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            self.attempts += 1
+            await conn.execute(f"INSERT INTO {self.table} (op) VALUES ($1)", sequence)
+            await conn.execute(f"UPDATE {self.table} SET touched = true WHERE op = $1 /* {TXN_MARKER} */", sequence)
+
+        try:
+            if self.client is not None:
+                await self.client.run_transaction(work)
+            else:
+                async with self.pool.acquire() as conn:  # type: ignore[union-attr]
+                    async with conn.transaction():
+                        await work(conn)
+        except asyncio.CancelledError:
+            self.outcomes[sequence] = "unknown"
+            raise
+        except Exception:
+            self.outcomes[sequence] = "failed"
+            raise
+        self.outcomes[sequence] = "committed"
+
+    async def probes(self, baseline_p99_s: float | None) -> None:
+        await super().probes(baseline_p99_s)
+        try:
+            conn = await asyncpg.connect(self.direct_dsn, timeout=5)
+            try:
+                rows = await conn.fetch(f"SELECT op, count(*) AS n, bool_and(touched) AS touched "
+                                        f"FROM {self.table} GROUP BY op")
+                await conn.execute(f"DROP TABLE {self.table}")
+            finally:
+                await conn.close(timeout=3)
+        except Exception as err:
+            self.history.add("probe", FAIL, name="pg.exactly_once", evidence=f"read-back failed: {err}")
+            return
+        counts = {row["op"]: row["n"] for row in rows}
+        committed = [op for op, outcome in self.outcomes.items() if outcome == "committed"]
+        failed = [op for op, outcome in self.outcomes.items() if outcome == "failed"]
+        missing = [op for op in committed if counts.get(op, 0) == 0]
+        duplicated = [op for op, n in counts.items() if n > 1]
+        survived = [op for op in failed if counts.get(op, 0) > 0]  # a failed transaction's write committed
+        untouched = [row["op"] for row in rows if not row["touched"]]
+        problems = [f"{len(missing)} committed transactions missing" if missing else "",
+                    f"{len(duplicated)} committed more than once" if duplicated else "",
+                    f"{len(survived)} failed transactions left their rows" if survived else "",
+                    f"{len(untouched)} rows committed without their second statement" if untouched else ""]
+        problems = [p for p in problems if p]
+        self.history.add("probe", FAIL if problems else OK, name="pg.exactly_once",
+                         evidence="; ".join(problems) or f"{len(committed)} committed transactions, each exactly once; "
+                                                         f"{len(failed)} failed, none left a row",
+                         committed=len(committed), failed=len(failed), missing=len(missing),
+                         duplicated=len(duplicated), survived=len(survived))
+        self.history.add("probe", FAIL if failed else OK, name="pg.all_committed",
+                         evidence=f"{len(committed)} of {len(self.outcomes)} transactions committed, "
+                                  f"{len(failed)} failed for good")
+        retried = self.attempts - len(self.outcomes)
+        self.history.add("probe", OK if retried > 0 else FAIL, name="pg.retried",
+                         evidence=f"{self.attempts} attempts for {len(self.outcomes)} transactions "
+                                  f"({retried} reruns)")
+
+
+class KafkaLedgerTarget(KafkaTarget):
+    """KafkaTarget whose final probe also records the delivery report as data (``kafka.delivery``):
+    per message id, how often it was read back and what the ledger says, with send times on the
+    history's clock, so checks can tell lost from unknown and explain duplicates."""
+
+    async def probes(self, baseline_p99_s: float | None) -> None:
+        await super().probes(baseline_p99_s)
+        try:
+            async with KafkaConsumer(ConsumerSettings(self.settings.kafka_bootstrap)) as consumer:
+                records = await consumer.read_all(self.topic, timeout_s=10)
+        except Exception as err:
+            self.history.add("probe", FAIL, name="kafka.delivery", evidence=f"read-back failed: {err}")
+            return
+        ids = [r.key.decode() for r in records]
+        seen: dict[str, int] = {}
+        for message_id in ids:
+            seen[message_id] = seen.get(message_id, 0) + 1
+        if self.producer is None:  # negative control: no ledger, only what raw aiokafka acknowledged
+            duplicates = {m: n for m, n in seen.items() if n > 1}
+            self.history.add("probe", OK, name="kafka.delivery", ledger=False, lost=len(set(self.acked) - set(seen)),
+                             unknown=0, unknown_delivered=0, failed_but_delivered=0,
+                             duplicates=[{"id": m, "times": n, "status": "acked", "sent": None, "resolved": None}
+                                         for m, n in duplicates.items()],
+                             evidence=f"no ledger: {len(self.acked)} acked, {len(duplicates)} duplicated")
+            return
+        started = self.history.started
+        entries = self.producer.ledger.entries
+        report = check_delivery(entries, ids)
+        by_id = {d.message_id: d for d in entries}
+        duplicates = [{"id": m, "times": n, "status": by_id[m].status if m in by_id else "never sent",
+                       "sent": by_id[m].sent_at - started if m in by_id else None,
+                       "resolved": by_id[m].resolved_at - started if m in by_id else None}
+                      for m, n in report.duplicates.items()]
+        self.history.add("probe", OK, name="kafka.delivery", ledger=True, lost=len(report.lost),
+                         unknown=report.unknown_delivered + report.unknown_missing,
+                         unknown_delivered=report.unknown_delivered,
+                         failed_but_delivered=len(report.failed_but_delivered), duplicates=duplicates,
+                         evidence=report.summary())

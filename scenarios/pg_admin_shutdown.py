@@ -1,0 +1,23 @@
+"""The server terminates every session that runs the workload's query (57P01 admin_shutdown,
+FATAL, then the connection closes), as an administrator's pg_terminate_backend would."""
+
+from lab.faults.protocol import PgStatementFault, ProtocolToxicFault
+from lab.scenario import Scenario
+from lab.scenario import checks
+
+from ._common import bounded_and_expected, breaker_cycle, pool_recovered
+
+QUERY = "SELECT 'lab_admin_shutdown'"
+
+SCENARIO = Scenario(
+    name="pg_admin_shutdown",
+    description="for 3 s every session is terminated by 57P01 admin_shutdown when it runs the workload's query",
+    pass_criteria="the breaker opens and closes; killed sessions are replaced; no server session leaks; "
+                  "calls stay within their timeouts",
+    targets=("pg",),
+    pg_query=QUERY,
+    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres",
+                                           PgStatementFault("lab_admin_shutdown", "57P01"))],
+    checks=lambda p: ([("pg: the fault killed sessions", checks.failures_during_fault("pg", 5))]
+                      + breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered()),
+)

@@ -1,0 +1,27 @@
+"""30% of the workload's conflicting statements answered with 40001 serialization_failure, by the
+postgres toxic (the server itself raises it, so the transaction really is rolled back)."""
+
+from lab.faults.protocol import PgStatementFault, ProtocolToxicFault
+from lab.scenario import Scenario
+from lab.scenario import checks
+from lab.scenario.protocol_targets import TXN_MARKER, PgTxnTarget
+
+from ._common import PG_ERRORS, call_bound_s, pool_recovered
+
+SCENARIO = Scenario(
+    name="pg_serialization_failures",
+    description="for 3 s, 30% of the transactions' second statements fail with 40001 serialization_failure",
+    pass_criteria="the retry policy reruns every rolled-back transaction; every transaction commits exactly once "
+                  "and nothing a failed attempt wrote survives; the pool recovers",
+    targets=("pg",),
+    pg_target=PgTxnTarget,
+    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres",
+                                           PgStatementFault(TXN_MARKER, "40001", probability=0.3))],
+    checks=lambda p: [
+        ("pg: 40001 transactions were rerun", checks.probe_passes("pg.retried")),
+        ("pg: every transaction committed", checks.probe_passes("pg.all_committed")),
+        ("pg: each committed exactly once, failed attempts left nothing", checks.probe_passes("pg.exactly_once")),
+        ("pg: every call returns by its own timeout", checks.calls_bounded("pg", 3 * call_bound_s("pg", p))),
+        ("pg: only expected errors", checks.only_expected_errors("pg", PG_ERRORS)),
+    ] + pool_recovered(),
+)
