@@ -22,7 +22,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .stream import EOF, Budget, Channel, Chunk, End, Interrupted, Item, Outlet, Stub
 from .toxics import pass_through
@@ -181,7 +181,23 @@ class Stage:
         rng = link.proxy.context.rng(link.proxy.name, link.seq, self.direction.name, self.defn.name, self.runs)
         peer = self.peer.inbox if self.peer is not None else None
         self.stub = Stub(self.inbox, self.outbox, rng, self.state, link.reset, self.role, peer)
+        feed = getattr(self.defn.toxic, f"feed_{self.role}", None) if self.role else None
+        if feed is not None:
+            self.stub.feed = self._feeder(feed, self.stub)
         self.task = asyncio.get_running_loop().create_task(self._run(self.stub, self.defn))
+
+    def _feeder(self, feed: "Callable[[Stub, Item], bool]", stub: Stub) -> "Callable[[Item], bool]":
+        """The toxic's synchronous path, with its failures contained as ``_run`` contains them."""
+        def handle(item: Item) -> bool:
+            if stub.interrupted or stub.closed:
+                return False
+            try:
+                return feed(stub, item)
+            except Exception:  # a toxic bug must only end its own connection
+                log.exception("toxic %s failed on proxy %s", self.defn.name, self.direction.link.proxy.name)
+                self.direction.link.close()
+                return True
+        return handle
 
     async def _run(self, stub: Stub, defn: "ToxicDef") -> None:
         try:

@@ -121,29 +121,46 @@ class Kafka(Toxic):
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"probability {self.probability} is not between 0 and 1")
 
+    def __post_init__(self) -> None:
+        # Parsed once per configuration, not per chunk (check() reports bad values).
+        try:
+            keys, error = parse_api_keys(self.api_keys), parse_error(self.error)
+        except ValueError:
+            keys, error = frozenset(), 0
+        object.__setattr__(self, "_keys", keys)
+        object.__setattr__(self, "_error", error)
+        # Only a toxic that answers Metadata itself needs the brokers of the last one seen.
+        object.__setattr__(self, "_answers_metadata", wire.METADATA in keys and not self.forward and error != 0)
+
     def new_state(self, mid_stream: bool = False) -> Conversation:
         return Conversation()
 
     # -- client to broker --------------------------------------------------------------------
 
     async def pipe_requests(self, stub: Stub) -> None:
-        st: Conversation = stub.state
-        keys = parse_api_keys(self.api_keys)
         while True:
             chunk = await stub.read()
             if chunk is None:
                 self.cleanup(stub)
                 stub.close()
                 return
-            data = chunk.data  # type: ignore[union-attr]
-            if st.req_raw:
-                n = min(len(data), st.req_raw)
-                stub.write(Chunk(data[:n], chunk.ts))  # type: ignore[union-attr]
-                st.req_raw -= n
-                data = data[n:]
-            if data:
-                st.req_buf += data
-                self._requests(stub, st, keys, chunk.ts)  # type: ignore[union-attr]
+            self.feed_requests(stub, chunk)  # type: ignore[arg-type]
+
+    def feed_requests(self, stub: Stub, chunk: Any) -> bool:
+        """One chunk from the client, handled at once (the synchronous path; see Channel.handler)."""
+        if not isinstance(chunk, Chunk):
+            return False
+        st: Conversation = stub.state
+        data = chunk.data
+        if st.req_raw:
+            n = min(len(data), st.req_raw)
+            stub.write(Chunk(data[:n], chunk.ts))
+            st.req_raw -= n
+            data = data[n:]
+        if data:
+            st.req_buf += data
+            self._requests(stub, st, self._keys, chunk.ts)  # type: ignore[attr-defined]
+        return True
 
     def _requests(self, stub: Stub, st: Conversation, keys: frozenset[int], ts: float) -> None:
         buf = st.req_buf
@@ -168,7 +185,7 @@ class Kafka(Toxic):
             acks0 = api_key == wire.PRODUCE and known and wire.produce_acks(frame, body_at, version) == 0
             hit = (known and api_key in keys and stub.active
                    and (self.probability >= 1.0 or stub.rng.random() < self.probability))
-            if hit and not self.forward and parse_error(self.error) != 0:
+            if hit and not self.forward and self._error != 0:  # type: ignore[attr-defined]
                 if run < pos:
                     stub.write(Chunk(bytes(buf[run:pos]), ts))
                 run = end
@@ -185,23 +202,32 @@ class Kafka(Toxic):
     # -- broker to client --------------------------------------------------------------------
 
     async def pipe_responses(self, stub: Stub) -> None:
-        st: Conversation = stub.state
         while True:
-            self._send_answers(stub, st)
+            self._send_answers(stub, stub.state)
             chunk = await stub.read()
             if chunk is None:
                 self.cleanup(stub)
                 stub.close()
                 return
-            data = chunk.data  # type: ignore[union-attr]
-            if st.resp_raw:
-                n = min(len(data), st.resp_raw)
-                stub.write(Chunk(data[:n], chunk.ts))  # type: ignore[union-attr]
-                st.resp_raw -= n
-                data = data[n:]
-            if data:
-                st.resp_buf += data
-                self._responses(stub, st, chunk.ts)  # type: ignore[union-attr]
+            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+
+    def feed_responses(self, stub: Stub, chunk: Any) -> bool:
+        """One chunk from the broker (or a nudge: answers are due), handled at once."""
+        if not isinstance(chunk, Chunk):
+            return False
+        st: Conversation = stub.state
+        data = chunk.data
+        if st.resp_raw:
+            n = min(len(data), st.resp_raw)
+            stub.write(Chunk(data[:n], chunk.ts))
+            st.resp_raw -= n
+            data = data[n:]
+        if data:
+            st.resp_buf += data
+            self._responses(stub, st, chunk.ts)
+        else:
+            self._send_answers(stub, st)
+        return True
 
     def _send_answers(self, stub: Stub, st: Conversation) -> None:
         while st.plan and isinstance(st.plan[0], Answer):
@@ -233,7 +259,7 @@ class Kafka(Toxic):
                 break
             head = next((item for item in st.plan if isinstance(item, Pending)), None)
             wants = head is not None and head.correlation_id == correlation_id and (
-                head.touch or head.api_key == wire.METADATA)
+                head.touch or (head.api_key == wire.METADATA and self._answers_metadata))  # type: ignore[attr-defined]
             if end > len(buf):
                 if wants and end - pos <= MAX_HELD_BYTES:
                     break
@@ -266,7 +292,7 @@ class Kafka(Toxic):
             log.warning("kafka toxic: response to api key %d v%d not understood (%s); passed unchanged",
                         pending.api_key, pending.version, err)
             return None
-        if pending.api_key == wire.METADATA:
+        if pending.api_key == wire.METADATA and self._answers_metadata:  # type: ignore[attr-defined]
             st.metadata = body
         if not pending.touch:
             return None
@@ -274,7 +300,7 @@ class Kafka(Toxic):
         return wire.response_frame(pending.correlation_id, wire.encode(schema, body))
 
     def _apply(self, body: dict[str, Any], api_key: int, version: int) -> None:
-        error = parse_error(self.error)
+        error = self._error  # type: ignore[attr-defined]
         if "throttle_time_ms" in body:
             body["throttle_time_ms"] = self.throttle_time_ms
         if error == 0:

@@ -46,8 +46,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from collections import deque
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..stream import Chunk, Stub
 from . import _pg_wire as wire
@@ -111,6 +112,8 @@ class Session:
     statements: dict[str, str] = dataclasses.field(default_factory=dict)
     must_look_up: bool = False  # joined under way: ask the server what was prepared before
     looking_up: bool = False  # asked; client messages wait for the answer
+    delay_due: bool = False  # the message at the head of req_buf matched and waits its latency
+    delay_done: bool = False  # ... and has waited it
     # responses side
     resp_buf: bytearray = dataclasses.field(default_factory=bytearray)
     resp_raw: int = 0
@@ -174,32 +177,49 @@ class Postgres(Toxic):
     async def pipe_requests(self, stub: Stub) -> None:
         st: Session = stub.state
         while True:
+            while st.delay_due:  # a matching statement waits its latency before it is handled
+                await stub.sleep(self.latency / 1000.0)  # Interrupted: it is decided again
+                st.delay_due, st.delay_done = False, True
+                self._requests(stub, st, time.monotonic())
             chunk = await stub.read()
             if chunk is None:
                 self.cleanup(stub)
                 stub.close()
                 return
-            if st.dead:
-                continue
-            if st.stepped_aside:
-                stub.write(chunk)  # type: ignore[arg-type]
-                continue
-            data = chunk.data  # type: ignore[union-attr]
-            if not data:  # a nudge: the statements looked up are in
-                if st.req_buf and not st.looking_up:
-                    await self._requests(stub, st, chunk.ts)  # type: ignore[union-attr]
-                continue
-            if st.req_raw:
-                n = min(len(data), st.req_raw)
-                if not st.req_raw_drop:
-                    stub.write(Chunk(data[:n], chunk.ts))  # type: ignore[union-attr]
-                st.req_raw -= n
-                data = data[n:]
-            if data:
-                st.req_buf += data
-                await self._requests(stub, st, chunk.ts)  # type: ignore[union-attr]
+            self._take_request(stub, st, chunk)  # type: ignore[arg-type]
 
-    async def _requests(self, stub: Stub, st: Session, ts: float) -> None:
+    def feed_requests(self, stub: Stub, chunk: Any) -> bool:
+        """One client chunk handled at once (the synchronous path; see Channel.handler), unless
+        a delay is due or could become due: those need the toxic's task."""
+        if not isinstance(chunk, Chunk) or self.latency > 0 or stub.state.delay_due:
+            return False
+        self._take_request(stub, stub.state, chunk)
+        return True
+
+    def _take_request(self, stub: Stub, st: Session, chunk: Chunk) -> None:
+        if st.dead:
+            return
+        if st.stepped_aside:
+            stub.write(chunk)
+            return
+        data = chunk.data
+        if not data:  # a nudge: the statements looked up are in
+            if st.req_buf and not st.looking_up:
+                self._requests(stub, st, chunk.ts)
+            return
+        if st.req_raw:
+            n = min(len(data), st.req_raw)
+            if not st.req_raw_drop:
+                stub.write(Chunk(data[:n], chunk.ts))
+            st.req_raw -= n
+            data = data[n:]
+        if data:
+            st.req_buf += data
+            self._requests(stub, st, chunk.ts)
+
+    def _requests(self, stub: Stub, st: Session, ts: float) -> None:
+        """Handle the whole client messages in the buffer; stops early at a matching statement
+        whose latency is due (``st.delay_due``: the task sleeps, then calls this again)."""
         buf = st.req_buf
         pos = run = 0  # buf[run:pos] goes on unchanged
         while True:
@@ -225,14 +245,14 @@ class Postgres(Toxic):
                 stub.write(Chunk(wire.query(wire.PREPARED_STATEMENTS), ts))
                 run = pos
                 break
-            hit = self._request_hits(stub, st, kind, message)
-            if hit and self.latency > 0:
-                if run < pos:
-                    stub.write(Chunk(bytes(buf[run:pos]), ts))
-                del buf[:pos]
-                end -= pos
-                pos = run = 0
-                await stub.sleep(self.latency / 1000.0)  # Interrupted: the message is decided again
+            if st.delay_done:  # this message was decided (a hit) and has waited its latency
+                st.delay_done = False
+                hit = True
+            else:
+                hit = self._request_hits(stub, st, kind, message)
+                if hit and self.latency > 0:
+                    st.delay_due = True
+                    break
             out = self._on_request(stub, st, kind, message, hit)
             if not whole:  # a long message: pass (or drop) the rest unread
                 st.req_raw, st.req_raw_drop = end - len(buf), out == b""
@@ -322,7 +342,7 @@ class Postgres(Toxic):
 
     async def pipe_responses(self, stub: Stub) -> None:
         st: Session = stub.state
-        while True:
+        while not stub.closed:
             if self._answer(stub, st):
                 return
             chunk = await stub.read()
@@ -330,21 +350,29 @@ class Postgres(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            data = chunk.data  # type: ignore[union-attr]
-            if not data:
-                continue  # a nudge: answers are due
-            if st.stepped_aside:
-                stub.write(chunk)  # type: ignore[arg-type]
-                continue
-            if st.resp_raw:
-                n = min(len(data), st.resp_raw)
-                stub.write(Chunk(data[:n], chunk.ts))  # type: ignore[union-attr]
-                st.resp_raw -= n
-                data = data[n:]
-            if data:
-                st.resp_buf += data
-                if self._responses(stub, st, chunk.ts):  # type: ignore[union-attr]
-                    return
+            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+
+    def feed_responses(self, stub: Stub, chunk: Any) -> bool:
+        """One server chunk (or a nudge: answers are due) handled at once."""
+        if not isinstance(chunk, Chunk):
+            return False
+        st: Session = stub.state
+        data = chunk.data
+        if not data:
+            self._answer(stub, st)
+            return True
+        if st.stepped_aside:
+            stub.write(chunk)
+            return True
+        if st.resp_raw:
+            n = min(len(data), st.resp_raw)
+            stub.write(Chunk(data[:n], chunk.ts))
+            st.resp_raw -= n
+            data = data[n:]
+        if data:
+            st.resp_buf += data
+            self._responses(stub, st, chunk.ts)
+        return True
 
     def _answer(self, stub: Stub, st: Session) -> bool:
         """Send the answers now due; True when one of them closed the connection."""
