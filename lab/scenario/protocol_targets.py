@@ -129,13 +129,16 @@ class KafkaLedgerTarget(KafkaTarget):
             return
         started = self.history.started
         entries = self.producer.ledger.entries
-        report = check_delivery(entries, ids)
+        report = check_delivery(entries, ids, topic=self.topic)
         by_id = {d.message_id: d for d in entries}
+        lost = [{"id": m, "partition": by_id[m].partition, "offset": by_id[m].offset,
+                 "sent": by_id[m].sent_at - started, "resolved": by_id[m].resolved_at - started}
+                for m in report.lost[:10]]
         duplicates = [{"id": m, "times": n, "status": by_id[m].status if m in by_id else "never sent",
                        "sent": by_id[m].sent_at - started if m in by_id else None,
                        "resolved": by_id[m].resolved_at - started if m in by_id else None}
                       for m, n in report.duplicates.items()]
-        self.history.add("probe", OK, name="kafka.delivery", ledger=True, lost=len(report.lost),
+        self.history.add("probe", OK, name="kafka.delivery", ledger=True, lost=len(report.lost), lost_ids=lost,
                          unknown=report.unknown_delivered + report.unknown_missing,
                          unknown_delivered=report.unknown_delivered,
                          failed_but_delivered=len(report.failed_but_delivered), duplicates=duplicates,
