@@ -129,8 +129,9 @@ class Kafka(Toxic):
             keys, error = frozenset(), 0
         object.__setattr__(self, "_keys", keys)
         object.__setattr__(self, "_error", error)
-        # Only a toxic that answers Metadata itself needs the brokers of the last one seen.
-        object.__setattr__(self, "_answers_metadata", wire.METADATA in keys and not self.forward and error != 0)
+        # Only a toxic on Metadata may answer one itself (now or after an update): it keeps the
+        # brokers of the last one seen; others never decode Metadata responses.
+        object.__setattr__(self, "_answers_metadata", wire.METADATA in keys)
 
     def new_state(self, mid_stream: bool = False) -> Conversation:
         return Conversation()
