@@ -3,8 +3,8 @@
     python bench/protocol_bench.py [--pg-port 25432] [--kafka-port 29092] [--baseline-root DIR]
                                    [--rounds 7] [--round-trips 2000] [--bulk-mib 128] [--json FILE]
 
-Needs the local stack's real servers (``python -m lab up --backend local``; Postgres with trust
-auth on 127.0.0.1, Tansu). Starts its own ``python -m lab.proxy`` (this tree) and, with
+Needs the local stack's real servers (``python -m lab up --backend local``: Postgres, user lab
+with trust or SCRAM auth, Tansu). Starts its own ``python -m lab.proxy`` (this tree) and, with
 --baseline-root (a checkout of the code before the change, e.g. ``git archive origin/main lab |
 tar -x -C DIR``), a second one from there. Every round measures every side once, in a rotated
 order, after one dropped warm-up round; figures are medians of per-round ratios with their
@@ -23,6 +23,9 @@ spread (min..max):
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -89,13 +92,62 @@ def _recv_until_ready(sock: socket.socket, buf: bytearray) -> None:
         buf += chunk
 
 
-def pg_round_trips(port: int, count: int) -> list[float]:
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        params = b"user\x00lab\x00database\x00lab\x00\x00"
-        sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
-        buf = bytearray()
-        _recv_until_ready(sock, buf)
+def _message(sock: socket.socket, buf: bytearray) -> tuple[bytes, bytes]:
+    """The next whole backend message: (type, body)."""
+    while len(buf) < 5 or len(buf) < 1 + struct.unpack_from("!i", buf, 1)[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        buf += chunk
+    kind, length = bytes(buf[:1]), struct.unpack_from("!i", buf, 1)[0]
+    body = bytes(buf[5:1 + length])
+    del buf[:1 + length]
+    return kind, body
+
+
+def _password_message(payload: bytes) -> bytes:
+    return b"p" + struct.pack("!i", 4 + len(payload)) + payload
+
+
+def _scram(sock: socket.socket, buf: bytearray, password: str) -> None:
+    """SCRAM-SHA-256 (RFC 7677), as Postgres asks for it; the lab's server uses it."""
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = f"n=,r={nonce}"
+    first = ("n,," + first_bare).encode()
+    sock.sendall(_password_message(b"SCRAM-SHA-256\x00" + struct.pack("!i", len(first)) + first))
+    kind, body = _message(sock, buf)
+    if kind != b"R" or struct.unpack_from("!i", body)[0] != 11:
+        raise RuntimeError(f"unexpected SCRAM step: {kind!r} {body[:40]!r}")
+    server_first = body[4:].decode()
+    fields = dict(part.split("=", 1) for part in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(fields["s"]), int(fields["i"]))
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    final_bare = f"c=biws,r={fields['r']}"
+    auth = f"{first_bare},{server_first},{final_bare}".encode()
+    signature = hmac.new(hashlib.sha256(client_key).digest(), auth, hashlib.sha256).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+    sock.sendall(_password_message(f"{final_bare},p={proof}".encode()))
+
+
+def pg_connect(port: int, password: str) -> tuple[socket.socket, bytearray]:
+    """A session as user lab on database lab, trust or SCRAM, ready for queries."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    params = b"user\x00lab\x00database\x00lab\x00\x00"
+    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    buf = bytearray()
+    kind, body = _message(sock, buf)
+    if kind == b"R" and struct.unpack_from("!i", body)[0] == 10:
+        _scram(sock, buf, password)
+    elif kind != b"R":
+        raise RuntimeError(f"startup refused: {body!r}")
+    _recv_until_ready(sock, buf)
+    return sock, buf
+
+
+def pg_round_trips(port: int, count: int, password: str) -> list[float]:
+    sock, buf = pg_connect(port, password)
+    with sock:
         body = b"SELECT 1\x00"
         query = b"Q" + struct.pack("!i", 4 + len(body)) + body
         samples = []
@@ -161,11 +213,16 @@ def main() -> int:
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("LAB_PG_PORT", "25432")))
     parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("LAB_KAFKA_PORT", "29092")))
     parser.add_argument("--baseline-root", type=Path)
+    parser.add_argument("--pg-password", default=os.environ.get("LAB_PG_PASSWORD"),
+                        help="user lab's password (default: LAB_PG_PASSWORD, else <LAB_STATE_DIR>/pg_password)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--round-trips", type=int, default=2000)
     parser.add_argument("--bulk-mib", type=int, default=128)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.pg_password is None:
+        state = Path(os.environ.get("LAB_STATE_DIR", ROOT / ".lab"))
+        args.pg_password = (state / "pg_password").read_text().strip() if (state / "pg_password").exists() else ""
 
     upstreams = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_upstreams.py")],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -189,9 +246,9 @@ def main() -> int:
             "sink_after": add_proxy(after, "sink", echo_ports["sink"]),
         }
         sides: dict[str, Callable[[], object]] = {
-            "pg_direct": lambda: pg_round_trips(args.pg_port, n),
-            "pg_passthrough": lambda: pg_round_trips(ports["pg_passthrough"], n),
-            "pg_toxic": lambda: pg_round_trips(ports["pg_toxic"], n),
+            "pg_direct": lambda: pg_round_trips(args.pg_port, n, args.pg_password),
+            "pg_passthrough": lambda: pg_round_trips(ports["pg_passthrough"], n, args.pg_password),
+            "pg_toxic": lambda: pg_round_trips(ports["pg_toxic"], n, args.pg_password),
             "kafka_direct": lambda: kafka_round_trips(args.kafka_port, n),
             "kafka_passthrough": lambda: kafka_round_trips(ports["kafka_passthrough"], n),
             "kafka_toxic_other_key": lambda: kafka_round_trips(ports["kafka_toxic_other_key"], n),
