@@ -128,8 +128,8 @@ class KafkaLedgerTarget(KafkaTarget):
                              evidence=f"no ledger: {len(self.acked)} acked, {len(duplicates)} duplicated")
             return
         started = self.history.started
-        entries = self.producer.ledger.entries
-        report = check_delivery(entries, ids, topic=self.topic)
+        entries = [d for d in self.producer.ledger.entries if d.topic == self.topic]
+        report = check_delivery(entries, ids)
         by_id = {d.message_id: d for d in entries}
         lost = [{"id": m, "partition": by_id[m].partition, "offset": by_id[m].offset,
                  "sent": by_id[m].sent_at - started, "resolved": by_id[m].resolved_at - started}
