@@ -233,7 +233,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings.ensure_state_dir()
     _log_to_file(settings.state_path / "logs" / "run.log")
     stack = backend.running(settings)
-    flavour = stack.kafka_flavour()
     store = _store(settings, args.history)
     run_id = store.start_run(stack.name)
     rounds = args.repeat if args.repeat > 1 or not args.until_fail else 100
@@ -245,9 +244,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
         for round_index in range(rounds):
             for scenario in scenarios:
-                if flavour != "apache" and scenario.needs_apache_kafka:
+                skip = scenario.skip_reason(stack)
+                if skip:
                     if round_index == 0:
-                        print(f"SKIP     {scenario.name}: the broker is {flavour}: {scenario.needs_apache_kafka}")
+                        print(f"SKIP     {scenario.name}: {skip}")
                     continue
                 label = scenario.name + (" (negative control)" if args.negative_control else "")
                 count = f" [round {round_index + 1} of {rounds}]" if rounds > 1 else ""

@@ -10,6 +10,7 @@ from lab.scenario.protocol_targets import KafkaLedgerTarget
 from ._common import bounded_and_expected, no_acked_loss
 
 SCENARIO = Scenario(
+    needs_lab_proxy="its fault is one of lab.proxy's protocol-aware toxics, which Toxiproxy does not have",
     name="kafka_not_leader",
     description="for 3 s every produce request gets NOT_LEADER_OR_FOLLOWER (the broker never sees it)",
     pass_criteria="sends resolve within their deadline; sends begun during the fault are retried and acknowledged "

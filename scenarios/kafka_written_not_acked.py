@@ -11,6 +11,7 @@ from lab.scenario.protocol_targets import KafkaLedgerTarget
 from ._common import KAFKA_ERRORS, call_bound_s, no_acked_loss
 
 SCENARIO = Scenario(
+    needs_lab_proxy="its fault is one of lab.proxy's protocol-aware toxics, which Toxiproxy does not have",
     name="kafka_written_not_acked",
     description="for 3 s every produce request is written by the broker but answered REQUEST_TIMED_OUT",
     pass_criteria="sends resolve by their deadline as unknown; the read-back finds them written; nothing acked is "

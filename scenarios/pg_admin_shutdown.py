@@ -10,6 +10,7 @@ from ._common import bounded_and_expected, breaker_cycle, pool_recovered
 QUERY = "SELECT 'lab_admin_shutdown'"
 
 SCENARIO = Scenario(
+    needs_lab_proxy="its fault is one of lab.proxy's protocol-aware toxics, which Toxiproxy does not have",
     name="pg_admin_shutdown",
     description="for 3 s every session is terminated by 57P01 admin_shutdown when it runs the workload's query",
     pass_criteria="the breaker opens and closes; killed sessions are replaced; no server session leaks; "

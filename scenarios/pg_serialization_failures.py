@@ -9,6 +9,7 @@ from lab.scenario.protocol_targets import TXN_MARKER, PgTxnTarget
 from ._common import PG_ERRORS, call_bound_s, pool_recovered
 
 SCENARIO = Scenario(
+    needs_lab_proxy="its fault is one of lab.proxy's protocol-aware toxics, which Toxiproxy does not have",
     name="pg_serialization_failures",
     description="for 3 s, 30% of the transactions' second statements fail with 40001 serialization_failure",
     pass_criteria="the retry policy reruns every rolled-back transaction; every transaction commits exactly once "

@@ -43,9 +43,19 @@ class Scenario:
     consumer_session_s: float | None = None  # also run a consumer-group member with this session timeout
     # why it needs Apache Kafka, if it does: skipped with this reason where the broker is Tansu
     needs_apache_kafka: str = ""
+    # why it needs lab.proxy (its protocol-aware toxics), if it does: skipped with this reason behind Toxiproxy
+    needs_lab_proxy: str = ""
     # a workload other than the default one per target (same constructor as PgTarget / KafkaTarget)
     pg_target: Any = None
     kafka_target: Any = None
+
+    def skip_reason(self, stack: Any) -> str:
+        """Why this scenario cannot run on ``stack`` (a lab.stack Backend), or ''."""
+        if self.needs_apache_kafka and stack.kafka_flavour() != "apache":
+            return f"the broker is {stack.kafka_flavour()}: {self.needs_apache_kafka}"
+        if self.needs_lab_proxy and stack.proxy_flavour() != "lab.proxy":
+            return f"the fault proxy is {stack.proxy_flavour()}: {self.needs_lab_proxy}"
+        return ""
 
 
 def scenarios_dir() -> Path:

@@ -70,6 +70,9 @@ class Backend(Protocol):
     def kafka_flavour(self) -> str:
         """'apache' for Apache Kafka, 'tansu' for the Tansu broker (no idempotence, no CreatePartitions, ...)."""
 
+    def proxy_flavour(self) -> str:
+        """'lab.proxy' (with its protocol-aware toxics) or 'toxiproxy' (the official server)."""
+
 
 def _docker(*args: str, timeout_s: float) -> tuple[bool, str]:
     try:

@@ -28,6 +28,7 @@ SERVICES = {"proxy": "toxiproxy", "postgres": "postgres", "kafka": "kafka"}
 DEFAULT_IMAGES = {"postgres": "postgres:16", "kafka": "apache/kafka:3.9.0", "proxy": "ghcr.io/shopify/toxiproxy:2.12.0"}
 IMAGE_VARIABLES = {"postgres": "LAB_POSTGRES_IMAGE", "kafka": "LAB_KAFKA_IMAGE", "proxy": "LAB_PROXY_IMAGE"}
 FLAVOUR_LABEL = "com.chaoslab.kafka-flavour"  # set by stand-in images; the official image is Apache Kafka
+STAND_IN_LABEL = "com.chaoslab.stand-in"  # set by compose/images/build.sh: the proxy stand-in is lab.proxy
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 API_TIMEOUT_S = 30.0
 
@@ -156,7 +157,7 @@ class ComposeBackend:
         stack = StackState(self.name, {
             name: ComponentState(name, container=c.id, info={
                 "service": SERVICES[name], "image": c.attrs["Config"]["Image"],
-                "memory": c.attrs["HostConfig"]["Memory"], "flavour": _flavour(c)})
+                "memory": c.attrs["HostConfig"]["Memory"], "flavour": _flavour(name, c)})
             for name, c in containers.items()})
         state_file.save(self.settings.state_path, stack)
         return {name: actions.get(name, "started") for name in SERVICES}
@@ -321,13 +322,24 @@ class ComposeBackend:
         return found
 
     def kafka_flavour(self) -> str:
+        return self._flavour("kafka")
+
+    def proxy_flavour(self) -> str:
+        return self._flavour("proxy")
+
+    def _flavour(self, component: str) -> str:
         current = state_file.load(self.settings.state_path)
-        if current is not None and "kafka" in current.components:
-            return str(current.components["kafka"].info.get("flavour", "apache"))
-        return _flavour(self._container("kafka"))
+        if current is not None and component in current.components and "flavour" in current.components[component].info:
+            return str(current.components[component].info["flavour"])
+        return _flavour(component, self._container(component))
 
 
-def _flavour(container: Any) -> str:
+def _flavour(component: str, container: Any) -> str:
+    """What runs in ``container``, from its image's labels: the official images carry none of ours."""
     labels = (container.attrs.get("Config") or {}).get("Labels") or {}
-    return str(labels.get(FLAVOUR_LABEL, "apache"))
+    if component == "kafka":
+        return str(labels.get(FLAVOUR_LABEL, "apache"))
+    if component == "proxy":
+        return "lab.proxy" if labels.get(STAND_IN_LABEL) == "proxy" else "toxiproxy"
+    return "official" if STAND_IN_LABEL not in labels else "stand-in"
 

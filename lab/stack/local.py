@@ -302,6 +302,9 @@ class LocalBackend:
     def kafka_flavour(self) -> str:
         return "tansu"
 
+    def proxy_flavour(self) -> str:
+        return "lab.proxy"
+
 
 def _wait_state(record: ProcessRecord, stopped: bool) -> None:
     deadline = time.monotonic() + SIGNAL_TIMEOUT_S

@@ -91,6 +91,13 @@ def test_fd_limit_lowered_and_restored_as_the_owner(backend):
     assert limits.nofile(main.pid) == (soft, hard)
 
 
+def test_flavours_name_what_runs(chaos_stack, backend):
+    # the local backend and the stand-in images run Tansu and lab.proxy; the official images would say apache
+    # and toxiproxy (only the nightly job runs those)
+    assert backend.kafka_flavour() == "tansu"
+    assert backend.proxy_flavour() == "lab.proxy"
+
+
 def test_unknown_component_is_a_clear_error(backend):
     from lab.errors import StackError
 

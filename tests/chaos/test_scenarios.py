@@ -20,8 +20,9 @@ def _summary(result) -> str:
 
 def _runnable(name: str, settings):
     scenario = available()[name]
-    if scenario.needs_apache_kafka and running(settings).kafka_flavour() != "apache":
-        pytest.skip(scenario.needs_apache_kafka)
+    skip = scenario.skip_reason(running(settings))
+    if skip:
+        pytest.skip(skip)
     return scenario
 
 
