@@ -96,22 +96,33 @@ def half_open_after_wait(target: str, wait_s: float, tolerance_s: float) -> Chec
 
 
 def closes_after_heal(target: str, within_s: float) -> Check:
-    """HALF_OPEN -> CLOSED after the heal, within ``within_s``, and the breaker ends CLOSED."""
+    """After the heal the breaker is CLOSED, reached from HALF_OPEN (by trial calls), at most ``within_s`` after
+    the heal, and it ends CLOSED.
+
+    An intermittent fault (flapping) may let the trial calls of its last up-window through: the breaker then
+    closes before the heal and stays closed, which is as good, provided that closing also came from HALF_OPEN.
+    """
     def check(history: History) -> Verdict:
         heal_start, _ = _window(history, "heal")
         transitions = _transitions(history, target)
-        closed = [e for e in transitions if e.get("to") == "CLOSED" and e.t >= heal_start]
-        if not closed:
-            return Verdict("", FAIL, f"{target} breaker did not close after the heal")
-        first = closed[0]
+        after = [e for e in transitions if e.t >= heal_start]
+        closed = [e for e in after if e.get("to") == "CLOSED"]
         final = transitions[-1].get("to") if transitions else "CLOSED"
+        if closed:
+            first = closed[0]
+            when = f"{first.t - heal_start:.2f}s after the heal"
+        elif transitions and not after and final == "CLOSED":
+            first = transitions[-1]
+            when = f"already at the heal ({heal_start - first.t:.2f}s before it) and stayed CLOSED"
+        else:
+            return Verdict("", FAIL, f"{target} breaker did not close after the heal")
         if first.get("from") != "HALF_OPEN":
             return Verdict("", FAIL, f"{target} breaker closed from {first.get('from')}, not HALF_OPEN")
         if first.t - heal_start > within_s:
             return Verdict("", FAIL, f"{target} closed {first.t - heal_start:.2f}s after the heal (> {within_s:g}s)")
         if final != "CLOSED":
             return Verdict("", FAIL, f"{target} breaker ended {final}")
-        return Verdict("", PASS, f"{target} CLOSED {first.t - heal_start:.2f}s after the heal ({first.get('reason')})")
+        return Verdict("", PASS, f"{target} CLOSED {when} ({first.get('reason')})")
     return check
 
 

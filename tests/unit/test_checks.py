@@ -77,6 +77,20 @@ def test_closes_after_heal_from_half_open_only():
     assert checks.closes_after_heal("pg", 2.0)(history_with(late)).result == FAIL
 
 
+def test_a_breaker_closed_before_the_heal_by_trial_calls_counts_if_it_stays_closed():
+    # flapping: the last up-window let the trial calls through (seen on compose, 2 runs of 10)
+    early = phases() + [move(1.2, "CLOSED", "OPEN"), move(2.2, "OPEN", "HALF_OPEN"), move(2.3, "HALF_OPEN", "CLOSED")]
+    verdict = checks.closes_after_heal("pg", 2.0)(history_with(early))
+    assert verdict.result == PASS and "already at the heal" in verdict.evidence
+    skipped = phases() + [move(1.2, "CLOSED", "OPEN"), move(2.3, "OPEN", "CLOSED")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(skipped)).result == FAIL
+    reopened = early + [move(4.2, "CLOSED", "OPEN")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(reopened)).result == FAIL
+    stuck_open = phases() + [move(1.2, "CLOSED", "OPEN")]
+    assert checks.closes_after_heal("pg", 2.0)(history_with(stuck_open)).result == FAIL
+    assert checks.closes_after_heal("pg", 2.0)(history_with(phases())).result == FAIL, "never opened, never closed"
+
+
 def test_half_open_permits_counts_admitted_trials():
     events = phases() + [move(1.0, "CLOSED", "OPEN"), move(2.0, "OPEN", "HALF_OPEN"),
                          op(2.05), op(2.06), op(2.07, "fail", "CallNotPermitted"), move(2.1, "HALF_OPEN", "CLOSED")]
