@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after the first round in which a scenario did not pass (at most --repeat rounds, "
                           "100 when --repeat is not given)")
     run.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
+    run.add_argument("--mutant", metavar="NAME",
+                     help="run against the resilient clients with one property broken (see lab/scenario/mutants.py); "
+                          "its results are not stored in the run history")
+    run.add_argument("--mutants", action="store_true",
+                     help="run the check-by-mutant matrix (each mutant on the scenarios whose checks it must fail) "
+                          "and print it: exit 0 when every listed check failed")
     history = sub.add_parser("history", help="pass rates, flaky scenarios, baselines and regressions over the "
                                              "stored runs")
     history.add_argument("scenario", nargs="?", help="one scenario (default: all that were run)")
@@ -226,6 +232,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scenario.report import verdict_table, write_journal, write_junit
     from .stack import backend
 
+    if args.mutants:
+        if args.scenarios or args.all or args.negative_control or args.mutant:
+            raise UsageError("--mutants runs the whole matrix: give it no scenario, --all, --mutant or "
+                             "--negative-control")
+        return _run_matrix()
+    if args.negative_control and args.mutant:
+        raise UsageError("--negative-control and --mutant are two different targets: give one")
+    from .scenario.mutants import mutant as find_mutant
+
+    chosen = find_mutant(args.mutant)
     if args.all == bool(args.scenarios):
         raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
     scenarios = list(available().values()) if args.all else load(args.scenarios)
@@ -249,16 +265,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                     if round_index == 0:
                         print(f"SKIP     {scenario.name}: {skip}")
                     continue
-                label = scenario.name + (" (negative control)" if args.negative_control else "")
+                label = scenario.name + (" (negative control)" if args.negative_control else "") + (
+                    f" (mutant {chosen.name})" if chosen else "")
                 count = f" [round {round_index + 1} of {rounds}]" if rounds > 1 else ""
                 print(f"== {label}{count}: {scenario.description}", flush=True)
                 started = time.monotonic()
-                result = await run_scenario(scenario, settings, negative=args.negative_control,
+                result = await run_scenario(scenario, settings, negative=args.negative_control, mutant=chosen,
                                             on_phase=lambda p: print(f"   {time.monotonic() - started:6.2f}s  {p}",
                                                                      flush=True))
                 print(f"   {result.duration_s:6.2f}s  verdict: {result.verdict.upper()}", flush=True)
                 results.append(result)
-                store.record(run_id, result)
+                if chosen is None:  # the history is the resilient target's (and the negative control's)
+                    store.record(run_id, result)
             if args.until_fail and any(r.verdict != "pass" for r in results):
                 print(f"stopped after round {round_index + 1}: a scenario did not pass", flush=True)
                 return
@@ -311,6 +329,46 @@ def cmd_history(args: argparse.Namespace) -> int:
         for alarm in alarms:
             print(f"ALARM  {alarm}")
     return 1 if args.check and alarms else 0
+
+
+def _run_matrix() -> int:
+    """Each mutant on the scenarios the matrix lists for it; a table of every cell (check, expected, got)."""
+    import asyncio
+
+    from .scenario import available, run_scenario
+    from .scenario.matrix import cells, uncovered
+    from .scenario.mutants import MUTANTS
+
+    settings = Settings.from_env()
+    settings.ensure_state_dir()
+    _log_to_file(settings.state_path / "logs" / "run.log")
+    scenarios = available()
+    rows, errors = [], 0
+    for mutant_name, scenario_name, expected in cells():
+        print(f"== {scenario_name} on mutant {mutant_name}: {MUTANTS[mutant_name].breaks}", flush=True)
+        result = asyncio.run(run_scenario(scenarios[scenario_name], settings, mutant=MUTANTS[mutant_name]))
+        if result.error:
+            errors += 1
+        got = {v.check: v for v in result.verdicts}
+        for check in expected:
+            verdict = got.get(check)
+            rows.append((mutant_name, scenario_name, check, verdict.result if verdict else "missing",
+                         verdict.evidence if verdict else (result.error or "no such check")))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    print()
+    print(f"{'mutant':<{width[0]}}  {'scenario':<{width[1]}}  {'check (must FAIL)':<{width[2]}}  got")
+    for mutant_name, scenario_name, check, result, evidence in rows:
+        mark = "ok " if result == "fail" else "MISSED"
+        print(f"{mutant_name:<{width[0]}}  {scenario_name:<{width[1]}}  {check:<{width[2]}}  {result.upper():<7} "
+              f"{mark}  {evidence[:100]}")
+    missing = uncovered(scenarios)
+    if missing:
+        print("\nchecks no mutant is listed to fail (the negative control only):")
+        for scenario_name, checks in missing.items():
+            print(f"  {scenario_name}: {'; '.join(checks)}")
+    if errors:
+        return 3
+    return 0 if all(r[3] == "fail" for r in rows) else 1
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "heal": cmd_heal,

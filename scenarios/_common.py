@@ -21,8 +21,8 @@ def call_bound_s(target: str, p: ClientProfile) -> float:
 def breaker_cycle(target: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
     """CLOSED -> OPEN within the window's failures, HALF_OPEN after the wait, CLOSED after the heal."""
     return [
-        (f"{target}: breaker opens within its window", checks.breaker_opens(
-            target, p.window, p.failure_threshold_pct, p.in_flight)),
+        (f"{target}: breaker opens when its window reaches a threshold", checks.breaker_opens(
+            target, p.window, p.minimum_calls, p.failure_threshold_pct, p.slow_threshold_pct, p.slow_call_s)),
         (f"{target}: HALF_OPEN after the wait", checks.half_open_after_wait(target, p.wait_open_s, 0.15)),
         (f"{target}: CLOSED after the heal", checks.closes_after_heal(target, p.wait_open_s + 4.0)),
     ]
@@ -43,4 +43,5 @@ def pool_recovered() -> list[tuple[str, checks.Check]]:
 
 
 def no_acked_loss() -> list[tuple[str, checks.Check]]:
-    return [("kafka: no acknowledged message lost", checks.probe_passes("kafka.readback"))]
+    return [("kafka: no acknowledged message lost", checks.probe_passes("kafka.readback")),
+            ("kafka: one ledger entry per send", checks.probe_passes("kafka.ledger"))]

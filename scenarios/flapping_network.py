@@ -12,6 +12,9 @@ SCENARIO = Scenario(
     pass_criteria="no HALF_OPEN period admits more trial calls than its permits; calls stay bounded; the "
                   "breaker and pool recover",
     targets=("pg",),
+    # trial calls of 100 ms, four times the 25 ms between calls: a HALF_OPEN with one permit too many would hand
+    # it out (with calls of a few ms the first two trials decide before a third call arrives)
+    pg_query="SELECT pg_sleep(0.1)",
     fault_s=4.0,
     faults=lambda ctx: [Flapping(ctx.ledger, ctx.settings.proxy_url, "postgres", down_s=0.4, up_s=0.6)],
     checks=lambda p: ([("pg: HALF_OPEN admits at most its permits",

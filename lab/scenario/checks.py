@@ -6,8 +6,8 @@ from what the client was told to do (window sizes, waits, timeouts).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import math
 from typing import Callable, Iterable
 
 from .history import FAIL, OK, UNKNOWN, Event, History
@@ -53,23 +53,53 @@ def _transitions(history: History, target: str) -> list[Event]:
     return [e for e in history.of("breaker") if e.get("target") == target]
 
 
-def breaker_opens(target: str, window_size: int, threshold_pct: float, in_flight: int) -> Check:
-    """The breaker OPENs during the fault, after at most the failures its window needs (+ calls in flight)."""
-    needed = math.ceil(window_size * threshold_pct / 100)
+def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_pct: float,
+                  slow_threshold_pct: float, slow_call_s: float) -> Check:
+    """The breaker OPENs during the fault at the very outcome its window first reaches a threshold.
 
+    The breaker's own recorded outcomes (``outcome`` events, in order) are replayed through a count window
+    of the configured size: opening later than that (a rate that must exceed its threshold rather than reach
+    it, slow calls not counted) or earlier (on a rate below it) both fail. With a full window the failure
+    count moves one call at a time, so a fault that fails every call passes through exactly the threshold:
+    50% and 100% are told apart.
+    """
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        opened = next((e for e in _transitions(history, target) if e.get("to") == "OPEN" and start <= e.t), None)
-        if opened is None or opened.t > end + 0.5:
-            return Verdict("", FAIL, f"{target} breaker never opened during the fault "
-                                     f"({len(_transitions(history, target))} transitions in all)")
-        failed = [e for e in _ops(history, target) if start <= e.get("ended", e.t) <= opened.t and e.status != OK]
-        bound = needed + in_flight
-        if len(failed) > bound:
-            return Verdict("", FAIL, f"{target} breaker opened after {len(failed)} failed calls, more than "
-                                     f"{needed} (window {window_size} x {threshold_pct:g}%) + {in_flight} in flight")
-        return Verdict("", PASS, f"{target} breaker OPEN {opened.t - start:.2f}s into the fault after "
-                                 f"{len(failed)} failed calls (bound {bound}): {opened.get('reason')}")
+        events = [e for e in history.events if e.get("target") == target and e.kind in ("outcome", "breaker")]
+        opened_at = next((i for i, e in enumerate(events) if e.kind == "breaker" and e.get("to") == "OPEN"), None)
+        if opened_at is None or not start <= events[opened_at].t <= end + 0.5:
+            when = "never" if opened_at is None else f"at {events[opened_at].t - start:+.2f}s from the fault start"
+            return Verdict("", FAIL, f"{target} breaker did not open during the fault (first OPEN: {when})")
+        opened = events[opened_at]
+        window: collections.deque[tuple[bool, bool]] = collections.deque(maxlen=window_size)
+
+        def rates() -> tuple[float, float]:
+            return (100.0 * sum(f for f, _ in window) / len(window), 100.0 * sum(s for _, s in window) / len(window))
+
+        def reached() -> bool:
+            failure, slow = rates()
+            return len(window) >= minimum_calls and (failure >= threshold_pct or slow >= slow_threshold_pct)
+
+        outcomes = [e for e in events[:opened_at] if e.kind == "outcome"]
+        for index, event in enumerate(outcomes):
+            window.append((event.status == FAIL, event.get("duration_s", 0.0) >= slow_call_s))
+            if reached():
+                failure, slow = rates()
+                return Verdict("", FAIL, f"{target} breaker stayed CLOSED after its window reached a threshold: "
+                                         f"outcome {index + 1} made the failure rate {failure:.0f}% and the slow-call "
+                                         f"rate {slow:.0f}% of the last {len(window)} (thresholds "
+                                         f"{threshold_pct:g}% / {slow_threshold_pct:g}%)")
+        trigger = next((e for e in events[opened_at + 1:] if e.kind == "outcome"), None)
+        if trigger is not None:
+            window.append((trigger.status == FAIL, trigger.get("duration_s", 0.0) >= slow_call_s))
+            if not reached():
+                failure, slow = rates()
+                return Verdict("", FAIL, f"{target} breaker opened on a window below its thresholds: failure rate "
+                                         f"{failure:.0f}%, slow-call rate {slow:.0f}% of the last {len(window)}")
+        failed = sum(1 for e in outcomes if e.status == FAIL and e.t >= start)
+        return Verdict("", PASS, f"{target} breaker OPEN {opened.t - start:.2f}s into the fault, at the outcome its "
+                                 f"window of {window_size} reached a threshold ({failed} failures recorded in the "
+                                 f"fault before it): {opened.get('reason')}")
     return check
 
 
@@ -216,18 +246,28 @@ def opened_because(target: str, reason_contains: str) -> Check:
 
 
 def breaker_ignores_cancellations(target: str) -> Check:
-    """Many calls were cancelled, and the breaker counted none of them (it stayed CLOSED)."""
+    """Many calls were cancelled, and the breaker's own counts hold none of them: it recorded exactly one
+    outcome per call that completed (succeeded or failed) and stayed CLOSED. With no breaker's counts at all,
+    nothing guards the calls."""
     def check(history: History) -> Verdict:
-        present = history.probe(f"{target}.breaker")
-        if present is None or present.status != OK:
-            return Verdict("", FAIL, f"no circuit breaker guards the {target} calls")
-        cancelled = [e for e in _ops(history, target) if e.get("error_class") == "Cancelled"]
+        ops = _ops(history, target)
+        cancelled = [e for e in ops if e.get("error_class") == "Cancelled"]
         if len(cancelled) < 10:
             return Verdict("", UNKNOWN, f"only {len(cancelled)} calls were cancelled: too few to tell")
+        outcomes = [e for e in history.of("outcome", target=target)]
+        if not outcomes:
+            return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {target} calls: "
+                                     f"nothing guards them")
+        completed = [e for e in ops if e.status in (OK, FAIL) and e.get("error_class") != "CallNotPermitted"]
+        failures = sum(1 for e in outcomes if e.status == FAIL)
+        if len(outcomes) != len(completed):
+            return Verdict("", FAIL, f"the {target} breaker recorded {len(outcomes)} outcomes ({failures} failures) "
+                                     f"for {len(completed)} completed calls and {len(cancelled)} cancelled ones")
         moves = _transitions(history, target)
         if moves:
             return Verdict("", FAIL, f"{target} breaker moved {[e.get('to') for e in moves]} under cancellations")
-        return Verdict("", PASS, f"{len(cancelled)} calls cancelled mid-flight, {target} breaker stayed CLOSED")
+        return Verdict("", PASS, f"{len(cancelled)} calls cancelled mid-flight; the {target} breaker recorded "
+                                 f"{len(outcomes)} outcomes for {len(completed)} completed calls and stayed CLOSED")
     return check
 
 

@@ -15,13 +15,14 @@ import time
 from typing import Any, Callable
 
 from ..config import Settings
-from ..errors import LabError, StackError
+from ..errors import LabError, StackError, UsageError
 from ..faults import FaultLedger, heal_ledger
 from ..proxy.client import ToxiproxyClient, ToxiproxyError
 from ..stack import backend, health
 from .checks import Verdict, probe_passes, run_check, worst
 from .history import FAIL, OK, UNKNOWN, History
 from .model import FaultContext, Scenario
+from .mutants import Mutant
 from .targets import KafkaTarget, PgTarget
 
 DRAIN_S = 3.0
@@ -38,6 +39,7 @@ class ScenarioResult:
     duration_s: float
     measurements: dict[str, float]
     error: str | None = None
+    mutant: str | None = None  # the mutant target it ran against (lab/scenario/mutants.py), None: the resilient one
 
 
 class Workload:
@@ -181,7 +183,11 @@ def _p99(history: History, target: str, phase: str) -> float | None:
 
 
 async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = False,
-                       on_phase: Callable[[str], None] = lambda phase: None) -> ScenarioResult:
+                       on_phase: Callable[[str], None] = lambda phase: None,
+                       mutant: Mutant | None = None) -> ScenarioResult:
+    """Run ``scenario`` against the resilient clients, the negative control, or a ``mutant`` of the clients."""
+    if negative and mutant is not None:
+        raise UsageError("a run is against the negative control or a mutant, not both")
     history = History()
     ledger = FaultLedger(settings.state_path / "ledger")
     started = time.monotonic()
@@ -202,10 +208,10 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
         phase("steady_state", "end")
         if "pg" in scenario.targets:
             targets.append((scenario.pg_target or PgTarget)(settings, scenario.profile, history, negative,
-                                                            scenario.pg_query))
+                                                            scenario.pg_query, mutant=mutant))
         if "kafka" in scenario.targets:
             targets.append((scenario.kafka_target or KafkaTarget)(settings, scenario.profile, history, negative,
-                                                                  scenario.consumer_session_s))
+                                                                  scenario.consumer_session_s, mutant=mutant))
         for target in targets:
             await asyncio.wait_for(target.start(), 10)
         storm_rng = random.Random(7)
@@ -267,7 +273,8 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
         verdict = UNKNOWN
     _measure(history, measurements)
     return ScenarioResult(scenario.name, negative, verdict, verdicts, history,
-                          [f.describe() for f in built], time.monotonic() - started, measurements, error)
+                          [f.describe() for f in built], time.monotonic() - started, measurements, error,
+                          mutant.name if mutant is not None else None)
 
 
 def _measure(history: History, measurements: dict[str, float]) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -22,6 +22,9 @@ from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, History
+
+if TYPE_CHECKING:
+    from .mutants import Mutant
 
 
 #: Sequential calls the latency probe times after recovery. Its p99 is their second slowest: one scheduling
@@ -58,20 +61,34 @@ class ClientProfile:
 
 
 def _record_transitions(breaker: CircuitBreaker, history: History, target: str) -> None:
+    """Transitions, and every outcome the breaker itself recorded (its own counts: checks compare them with the
+    calls made, so a breaker that counts what it should not is seen by what it did, not by how it was built)."""
     def on_transition(event: BreakerEvent) -> None:
         history.add("breaker", target=target, breaker=event.breaker, **{"from": event.from_state.value},
                     to=event.to_state.value, reason=event.reason)
 
+    def on_outcome(event: BreakerEvent) -> None:
+        history.add("outcome", FAIL if event.kind == "error" else OK, target=target,
+                    duration_s=event.duration_s, error_class=type(event.error).__name__ if event.error else None)
+
     breaker.add_listener(on_transition, ("state_transition",))
+    breaker.add_listener(on_outcome, ("success", "error"))
+
+
+def _breaker(mutant: "Mutant | None", name: str, config: BreakerConfig) -> CircuitBreaker:
+    if mutant is None:
+        return CircuitBreaker(name, config)
+    return mutant.breaker_class(name, mutant.breaker_config(config))
 
 
 class PgTarget:
     name = "pg"
 
     def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
-                 query: str = "SELECT 1", application_name: str | None = None) -> None:
+                 query: str = "SELECT 1", application_name: str | None = None, mutant: "Mutant | None" = None) -> None:
         self.settings, self.profile, self.history, self.negative, self.query = (
             settings, profile, history, negative, query)
+        self.mutant = mutant
         self.application_name = application_name or f"chaoslab-{uuid.uuid4().hex[:6]}"
         self.client: PostgresClient | None = None
         self.pool: asyncpg.Pool | None = None
@@ -83,8 +100,6 @@ class PgTarget:
 
     async def start(self) -> None:
         p = self.profile
-        self.history.add("probe", FAIL if self.negative else OK, name="pg.breaker",
-                         evidence="no breaker (negative control)" if self.negative else "breaker in place")
         if self.negative:
             self.pool = await asyncpg.create_pool(self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size,
                                                   command_timeout=None,
@@ -92,9 +107,11 @@ class PgTarget:
             return
         from ..clients import postgres
 
-        self.breaker = CircuitBreaker(f"pg:{self.application_name}", p.breaker(postgres.RECORDED, postgres.IGNORED))
+        self.breaker = _breaker(self.mutant, f"pg:{self.application_name}",
+                                p.breaker(postgres.RECORDED, postgres.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
-        self.client = await PostgresClient(PostgresSettings(
+        client_class = self.mutant.pg_client_class if self.mutant is not None else PostgresClient
+        self.client = await client_class(PostgresSettings(
             self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size, connect_timeout_s=p.connect_timeout_s,
             acquire_timeout_s=p.acquire_timeout_s, command_timeout_s=p.command_timeout_s, close_timeout_s=2.0,
             validate_idle_after_s=1.0, validation_timeout_s=0.5, application_name=self.application_name),
@@ -186,8 +203,10 @@ class KafkaTarget:
     name = "kafka"
 
     def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
-                 consumer_session_s: float | None = None) -> None:
+                 consumer_session_s: float | None = None, mutant: "Mutant | None" = None) -> None:
         self.settings, self.profile, self.history, self.negative = settings, profile, history, negative
+        self.mutant = mutant
+        self.sent = 0  # sends handed to the producer: the ledger must hold exactly one entry for each
         self.topic = f"chaos-{uuid.uuid4().hex[:8]}"
         self.producer: KafkaProducer | None = None
         self.raw: AIOKafkaProducer | None = None
@@ -206,11 +225,15 @@ class KafkaTarget:
             return
         from ..clients import kafka
 
-        self.breaker = CircuitBreaker(f"kafka:{self.topic}", p.breaker(kafka.RECORDED, kafka.IGNORED))
+        self.breaker = _breaker(self.mutant, f"kafka:{self.topic}", p.breaker(kafka.RECORDED, kafka.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
-        self.producer = await KafkaProducer(KafkaSettings(
-            self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s, request_timeout_s=p.request_timeout_s,
-            stop_timeout_s=2.0), breaker=self.breaker).start()
+        kafka_settings = KafkaSettings(self.settings.kafka_bootstrap, send_deadline_s=p.send_deadline_s,
+                                       request_timeout_s=p.request_timeout_s, stop_timeout_s=2.0)
+        producer_class = KafkaProducer
+        if self.mutant is not None:
+            kafka_settings, producer_class = (self.mutant.kafka_settings(kafka_settings),
+                                              self.mutant.kafka_producer_class)
+        self.producer = await producer_class(kafka_settings, breaker=self.breaker).start()
 
     def state(self) -> str:
         return self.breaker.state.value if self.breaker else "NONE"
@@ -218,6 +241,7 @@ class KafkaTarget:
     async def op(self, sequence: int) -> None:
         message_id = f"{self.topic}-{sequence:07d}"
         if self.producer is not None:
+            self.sent += 1
             delivery = await self.producer.send(self.topic, b"chaos", message_id=message_id)
             if delivery.status != ACKED:
                 raise DeliveryNotAcked(delivery.error_class or delivery.status)
@@ -250,6 +274,10 @@ class KafkaTarget:
         if self.producer is not None:
             report = check_delivery(self.producer.ledger.entries, ids)
             self.history.add("probe", OK if report.ok else FAIL, name="kafka.readback", evidence=report.summary())
+            entries = sum(1 for d in self.producer.ledger.entries if d.topic == self.topic)
+            self.history.add("probe", OK if entries == self.sent else FAIL, name="kafka.ledger",
+                             evidence=f"{self.sent} sends, {entries} ledger entries "
+                                      f"({self.producer.ledger.counts()})")
         else:
             missing = set(self.acked) - set(ids)
             self.history.add("probe", FAIL if missing else OK, name="kafka.readback",

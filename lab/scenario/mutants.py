@@ -1,0 +1,167 @@
+"""Mutant targets: the resilient clients and breaker with exactly one property broken.
+
+A check that no mutant can fail checks nothing, so every scenario check is run
+against these (`python -m lab run SCENARIO --mutant NAME`, `lab run --mutants`)
+and the matrix in ``lab/scenario/matrix.py`` says which check must fail on which.
+Users validate their own checks the same way.
+
+Each mutant configures or wraps the real clients and breaker (a subclass, a
+changed setting, a wrapper): the clients themselves are never edited, so what
+runs is the shipped code with one deliberate fault in it. Guaranteed: a mutant
+changes one property and nothing else; the resilient target is ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, Callable
+
+from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClient
+from ..clients.ledger import UNKNOWN as DELIVERY_UNKNOWN
+from ..errors import DatabaseUnavailable, UsageError
+from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """One property of the resilient target, broken; the fields say how the target is built."""
+
+    name: str
+    breaks: str  # the property, in a sentence
+    breaker_class: type[CircuitBreaker] = CircuitBreaker
+    breaker_config: Callable[[BreakerConfig], BreakerConfig] = _same
+    pg_client_class: type[PostgresClient] = PostgresClient
+    kafka_settings: Callable[[KafkaSettings], KafkaSettings] = _same
+    kafka_producer_class: type[KafkaProducer] = KafkaProducer
+
+
+# -- the breaker ---------------------------------------------------------------------------------------------------
+
+def _threshold_exclusive(config: BreakerConfig) -> BreakerConfig:
+    """A rate must exceed the threshold, not reach it (`>` for `>=`): the smallest step above it. (A 100%
+    threshold stays: a config cannot say "above 100%", and no rate exceeds it anyway.)"""
+    def above(pct: float) -> float:
+        return pct + 1e-9 if pct < 100 else pct
+
+    return dataclasses.replace(config, failure_rate_threshold=above(config.failure_rate_threshold),
+                               slow_call_rate_threshold=above(config.slow_call_rate_threshold))
+
+
+class ExtraPermitBreaker(CircuitBreaker):
+    """HALF_OPEN hands out one trial permit more than configured (its decision still waits for the configured
+    number of trial outcomes)."""
+
+    def _transition(self, to: BreakerState, reason: str) -> None:
+        super()._transition(to, reason)
+        if to is BreakerState.HALF_OPEN and self._state is BreakerState.HALF_OPEN:
+            self._permits_left += 1
+
+
+class SkipHalfOpenBreaker(CircuitBreaker):
+    """When the wait in OPEN ends the breaker goes straight back to CLOSED, without trial calls."""
+
+    def _transition(self, to: BreakerState, reason: str) -> None:
+        if to is BreakerState.HALF_OPEN and reason != "manual":
+            to, reason = BreakerState.CLOSED, reason + " (HALF_OPEN skipped)"
+        super()._transition(to, reason)
+
+
+def _slow_calls_uncounted(config: BreakerConfig) -> BreakerConfig:
+    return dataclasses.replace(config, slow_call_duration_s=float("inf"))
+
+
+class CountsCancellationsBreaker(CircuitBreaker):
+    """A cancelled call is recorded as a failure instead of neither success nor failure."""
+
+    def on_error(self, error: BaseException, duration_s: float, generation: int | None = None,
+                 permit: bool = True) -> None:
+        if isinstance(error, asyncio.CancelledError):
+            error = DatabaseUnavailable("cancelled (counted as a failure by the mutant)")
+        super().on_error(error, duration_s, generation, permit)
+
+
+# -- the Postgres client -------------------------------------------------------------------------------------------
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+class LeakOnCancelClient(PostgresClient):
+    """A connection whose call is cancelled is never handed back to the pool."""
+
+    async def _release(self, conn: Any, pid: int, broken: bool) -> None:
+        if _cancelling():
+            self._in_use.discard(pid)
+            return
+        await super()._release(conn, pid, broken)
+
+
+class UntranslatedOSErrorClient(PostgresClient):
+    """An OSError (connection refused, reset, EMFILE) reaches the caller raw: its row of the error table is gone.
+    The breaker still counts it (the error is unwrapped outside the breaker)."""
+
+    async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
+        try:
+            return await super()._run(method, query, args, timeout)
+        except DatabaseUnavailable as err:
+            if isinstance(err.__cause__, OSError):
+                raise err.__cause__ from None
+            raise
+
+
+# -- the Kafka producer --------------------------------------------------------------------------------------------
+
+class _DropsUnknownLedger(DeliveryLedger):
+    def record(self, delivery: Any) -> Any:
+        if delivery.status == DELIVERY_UNKNOWN:
+            return delivery
+        return super().record(delivery)
+
+
+class DropsUnknownProducer(KafkaProducer):
+    """A send whose outcome is unknown (timed out in flight) is left out of the ledger."""
+
+    def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
+                 ledger: DeliveryLedger | None = None) -> None:
+        super().__init__(settings, breaker, ledger if ledger is not None else _DropsUnknownLedger())
+
+
+def _no_deadlines(settings: KafkaSettings) -> KafkaSettings:
+    """Sends wait as long as raw aiokafka would (two minutes), not the scenario's deadline."""
+    return dataclasses.replace(settings, send_deadline_s=240.0, request_timeout_s=120.0)
+
+
+MUTANTS: dict[str, Mutant] = {m.name: m for m in (
+    Mutant("breaker_threshold_exclusive", "a failure or slow-call rate must exceed its threshold, not reach it "
+           "(`>` for `>=`)", breaker_config=_threshold_exclusive),
+    Mutant("half_open_extra_permit", "HALF_OPEN admits one trial call more than its permits",
+           breaker_class=ExtraPermitBreaker),
+    Mutant("half_open_skipped", "OPEN goes straight back to CLOSED after its wait, with no trial calls",
+           breaker_class=SkipHalfOpenBreaker),
+    Mutant("slow_calls_uncounted", "slow calls are not counted as slow", breaker_config=_slow_calls_uncounted),
+    Mutant("cancellations_counted", "a cancelled call counts as a failure", breaker_class=CountsCancellationsBreaker),
+    Mutant("pool_leaks_on_cancel", "a cancelled call's connection is never returned to the pool",
+           pg_client_class=LeakOnCancelClient),
+    Mutant("pg_oserror_untranslated", "an OSError from the socket reaches the caller untranslated",
+           pg_client_class=UntranslatedOSErrorClient),
+    Mutant("producer_drops_unknown", "sends of unknown outcome are missing from the producer's ledger",
+           kafka_producer_class=DropsUnknownProducer),
+    Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",
+           kafka_settings=_no_deadlines),
+)}
+
+
+def mutant(name: str | None) -> Mutant | None:
+    """The mutant called ``name`` (None: the resilient target); a clear error for an unknown name."""
+    if name is None:
+        return None
+    try:
+        return MUTANTS[name]
+    except KeyError:
+        raise UsageError(f"unknown mutant {name!r}; available: {', '.join(MUTANTS)}") from None
