@@ -9,7 +9,7 @@ ENGINE := compose/engine/engine.sh
 ENGINE_HOST := unix:///run/chaoslab-docker/docker.sock
 STAND_INS := LAB_POSTGRES_IMAGE=chaoslab/postgres:dev LAB_KAFKA_IMAGE=chaoslab/kafka:dev LAB_PROXY_IMAGE=chaoslab/proxy:dev
 
-.PHONY: install test test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
+.PHONY: install test test-mutants test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
 	$(addprefix test-,$(TEST_TYPES))
 
 $(STAMP): pyproject.toml
@@ -22,6 +22,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The whole check-by-mutant matrix (lab/scenario/matrix.py): every listed check must FAIL on its mutant.
+# `make test` runs one scenario per mutant; this runs every cell (minutes: a scenario run per cell).
+test-mutants: $(STAMP)
+	LAB_MUTANT_MATRIX=full $(PY) -m pytest -q tests/chaos/test_mutant_matrix.py
 
 $(addprefix test-,$(TEST_TYPES)): test-%: $(STAMP)
 	$(PY) -m pytest -q -m $* tests

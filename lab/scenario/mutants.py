@@ -17,9 +17,11 @@ import asyncio
 import dataclasses
 from typing import Any, Callable
 
-from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClient
+import asyncpg
+
+from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClient, PostgresSettings
 from ..clients.ledger import UNKNOWN as DELIVERY_UNKNOWN
-from ..errors import DatabaseUnavailable, UsageError
+from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
 
 
@@ -36,6 +38,7 @@ class Mutant:
     breaker_class: type[CircuitBreaker] = CircuitBreaker
     breaker_config: Callable[[BreakerConfig], BreakerConfig] = _same
     pg_client_class: type[PostgresClient] = PostgresClient
+    pg_settings: Callable[[PostgresSettings], PostgresSettings] = _same
     kafka_settings: Callable[[KafkaSettings], KafkaSettings] = _same
     kafka_producer_class: type[KafkaProducer] = KafkaProducer
 
@@ -102,17 +105,52 @@ class LeakOnCancelClient(PostgresClient):
         await super()._release(conn, pid, broken)
 
 
-class UntranslatedOSErrorClient(PostgresClient):
-    """An OSError (connection refused, reset, EMFILE) reaches the caller raw: its row of the error table is gone.
-    The breaker still counts it (the error is unwrapped outside the breaker)."""
+class _UntranslatedClient(PostgresClient):
+    """What the error table turned into a LabError reaches the caller raw when it is one of ``raw``: that row of
+    the table is gone. The breaker still counts it (the error is unwrapped outside the breaker)."""
+
+    raw: tuple[type[BaseException], ...] = ()
 
     async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
         try:
             return await super()._run(method, query, args, timeout)
-        except DatabaseUnavailable as err:
-            if isinstance(err.__cause__, OSError):
+        except (DatabaseUnavailable, QueryTimeout) as err:
+            if isinstance(err.__cause__, self.raw):
                 raise err.__cause__ from None
             raise
+
+
+class UntranslatedOSErrorClient(_UntranslatedClient):
+    raw = (OSError,)
+
+
+class UntranslatedTimeoutClient(_UntranslatedClient):
+    raw = (TimeoutError,)
+
+
+class UntranslatedDriverErrorClient(_UntranslatedClient):
+    raw = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+class LeaksBrokenClient(PostgresClient):
+    """A connection that met an infrastructure error is neither terminated nor handed back: its pool slot and
+    its server session are lost."""
+
+    async def _release(self, conn: Any, pid: int, broken: bool) -> None:
+        if broken and not _cancelling():
+            self._in_use.discard(pid)
+            return
+        await super()._release(conn, pid, broken)
+
+
+def _pg_no_timeouts(settings: PostgresSettings) -> PostgresSettings:
+    """Connect, acquire and command wait as long as raw asyncpg's defaults would let them (two minutes)."""
+    return dataclasses.replace(settings, connect_timeout_s=120.0, acquire_timeout_s=120.0, command_timeout_s=120.0,
+                               validation_timeout_s=120.0)
+
+
+def _never_half_open(config: BreakerConfig) -> BreakerConfig:
+    return dataclasses.replace(config, wait_duration_open_s=3600.0)
 
 
 # -- the Kafka producer --------------------------------------------------------------------------------------------
@@ -132,6 +170,17 @@ class DropsUnknownProducer(KafkaProducer):
         super().__init__(settings, breaker, ledger if ledger is not None else _DropsUnknownLedger())
 
 
+class UntranslatedKafkaProducer(KafkaProducer):
+    """A failed or unknown send reports the driver's own error class (aiokafka's), not the LabError."""
+
+    def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
+                 partition: int | None = None, offset: int | None = None) -> Any:
+        delivery = super()._resolve(message_id, topic, status, sent_at, error, partition, offset)
+        if error is not None and not isinstance(error, LabError):
+            return delivery._replace(error_class=type(error).__name__)
+        return delivery
+
+
 def _no_deadlines(settings: KafkaSettings) -> KafkaSettings:
     """Sends wait as long as raw aiokafka would (two minutes), not the scenario's deadline."""
     return dataclasses.replace(settings, send_deadline_s=240.0, request_timeout_s=120.0)
@@ -148,8 +197,20 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("cancellations_counted", "a cancelled call counts as a failure", breaker_class=CountsCancellationsBreaker),
     Mutant("pool_leaks_on_cancel", "a cancelled call's connection is never returned to the pool",
            pg_client_class=LeakOnCancelClient),
+    Mutant("breaker_never_half_opens", "the wait in OPEN never ends (an hour), so no trial call is ever made",
+           breaker_config=_never_half_open),
     Mutant("pg_oserror_untranslated", "an OSError from the socket reaches the caller untranslated",
            pg_client_class=UntranslatedOSErrorClient),
+    Mutant("pg_timeout_untranslated", "a TimeoutError (command or connect timeout) reaches the caller untranslated",
+           pg_client_class=UntranslatedTimeoutClient),
+    Mutant("pg_driver_error_untranslated", "asyncpg's own errors (PostgresError, InterfaceError, "
+           "InternalClientError) reach the caller untranslated", pg_client_class=UntranslatedDriverErrorClient),
+    Mutant("pg_no_timeouts", "connect, acquire and command wait two minutes, not the profile's timeouts",
+           pg_settings=_pg_no_timeouts),
+    Mutant("pool_leaks_broken", "a connection that met an infrastructure error is never terminated or released",
+           pg_client_class=LeaksBrokenClient),
+    Mutant("kafka_errors_untranslated", "a failed send reports aiokafka's error class, not the LabError",
+           kafka_producer_class=UntranslatedKafkaProducer),
     Mutant("producer_drops_unknown", "sends of unknown outcome are missing from the producer's ledger",
            kafka_producer_class=DropsUnknownProducer),
     Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",

@@ -111,10 +111,11 @@ class PgTarget:
                                 p.breaker(postgres.RECORDED, postgres.IGNORED))
         _record_transitions(self.breaker, self.history, self.name)
         client_class = self.mutant.pg_client_class if self.mutant is not None else PostgresClient
-        self.client = await client_class(PostgresSettings(
+        tune = self.mutant.pg_settings if self.mutant is not None else (lambda settings: settings)
+        self.client = await client_class(tune(PostgresSettings(
             self.settings.pg_dsn, min_size=p.pool_size, max_size=p.pool_size, connect_timeout_s=p.connect_timeout_s,
             acquire_timeout_s=p.acquire_timeout_s, command_timeout_s=p.command_timeout_s, close_timeout_s=2.0,
-            validate_idle_after_s=1.0, validation_timeout_s=0.5, application_name=self.application_name),
+            validate_idle_after_s=1.0, validation_timeout_s=0.5, application_name=self.application_name)),
             breaker=self.breaker).start()
 
     def state(self) -> str:

@@ -47,19 +47,56 @@ def move(t: float, source: str, to: str, reason: str = "") -> tuple:
     return (t, "breaker", "ok", {"target": "pg", "from": source, "to": to, "reason": reason})
 
 
-def test_breaker_opens_within_the_failures_its_window_needs():
-    events = phases() + [op(1.1 + i / 100, "fail", "DatabaseUnavailable") for i in range(5)] + [move(1.2, "CLOSED", "OPEN")]
-    assert checks.breaker_opens("pg", 10, 50, in_flight=0)(history_with(events)).result == PASS
+def outcome(t: float, status: str = "ok", duration: float = 0.01) -> tuple:
+    return (t, "outcome", status, {"target": "pg", "duration_s": duration})
 
 
-def test_breaker_opening_too_late_fails():
-    events = phases() + [op(1.1 + i / 100, "fail", "DatabaseUnavailable") for i in range(9)] + [move(1.5, "CLOSED", "OPEN")]
-    verdict = checks.breaker_opens("pg", 10, 50, in_flight=2)(history_with(events))
-    assert verdict.result == FAIL and "after 9 failed calls" in verdict.evidence
+def full_window(t0: float = 0.5) -> list[tuple]:
+    return [outcome(t0 + i / 100) for i in range(10)]
+
+
+def opens(events: list[tuple], slow_threshold_pct: float = 100.0) -> Verdict:
+    return checks.breaker_opens("pg", 10, 5, 50, slow_threshold_pct, 0.2)(history_with(phases() + events))
+
+
+def test_breaker_opening_at_the_outcome_its_window_reaches_the_threshold_passes():
+    failures = [outcome(1.1 + i / 100, "fail") for i in range(4)]
+    verdict = opens(full_window() + failures + [move(1.2, "CLOSED", "OPEN"), outcome(1.2, "fail")])
+    assert verdict.result == PASS, verdict
+
+
+def test_breaker_still_closed_at_exactly_the_threshold_fails():
+    """`>` for `>=`: 5 failures of 10 is 50%, and 50% must open it."""
+    failures = [outcome(1.1 + i / 100, "fail") for i in range(5)]
+    verdict = opens(full_window() + failures + [move(1.2, "CLOSED", "OPEN"), outcome(1.2, "fail")])
+    assert verdict.result == FAIL and "outcome 15 made the failure rate 50%" in verdict.evidence, verdict
+
+
+def test_breaker_opening_below_the_threshold_fails():
+    failures = [outcome(1.1 + i / 100, "fail") for i in range(3)]
+    verdict = opens(full_window() + failures + [move(1.2, "CLOSED", "OPEN"), outcome(1.2, "fail")])
+    assert verdict.result == FAIL and "below its thresholds" in verdict.evidence, verdict
+
+
+def test_slow_calls_at_the_slow_threshold_must_open_it():
+    slow = [outcome(1.1 + i / 100, "ok", duration=0.3) for i in range(6)]
+    verdict = opens(full_window() + slow + [move(1.2, "CLOSED", "OPEN")], slow_threshold_pct=50)
+    assert verdict.result == FAIL and "slow-call rate 50%" in verdict.evidence, verdict
 
 
 def test_breaker_that_never_opens_fails():
-    assert checks.breaker_opens("pg", 10, 50, 0)(history_with(phases())).result == FAIL
+    assert opens(full_window()).result == FAIL
+
+
+def test_cancellations_are_judged_by_the_breakers_own_counts():
+    ops = [op(1.0 + i / 10, "unknown", "Cancelled") for i in range(10)] + [op(2.5 + i / 10) for i in range(5)]
+    ignored = checks.breaker_ignores_cancellations("pg")(history_with(phases() + ops + [outcome(3, "ok")] * 5))
+    assert ignored.result == PASS, ignored
+    counted = checks.breaker_ignores_cancellations("pg")(
+        history_with(phases() + ops + [outcome(3, "ok")] * 5 + [outcome(3, "fail")] * 10))
+    assert counted.result == FAIL and "15 outcomes (10 failures) for 5 completed calls" in counted.evidence, counted
+    unguarded = checks.breaker_ignores_cancellations("pg")(history_with(phases() + ops))
+    assert unguarded.result == FAIL and "nothing guards" in unguarded.evidence
 
 
 @pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, FAIL), (0.8, FAIL)])
