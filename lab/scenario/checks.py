@@ -250,11 +250,13 @@ def breaker_ignores_cancellations(target: str) -> Check:
     outcome per call that completed (succeeded or failed) and stayed CLOSED. With no breaker's counts at all,
     nothing guards the calls."""
     def check(history: History) -> Verdict:
-        ops = _ops(history, target)
+        final = history.phase("final")
+        before = final[0] if final else float("inf")  # the final probes' own calls are not the workload's
+        ops = [e for e in _ops(history, target) if e.t < before]
         cancelled = [e for e in ops if e.get("error_class") == "Cancelled"]
         if len(cancelled) < 10:
             return Verdict("", UNKNOWN, f"only {len(cancelled)} calls were cancelled: too few to tell")
-        outcomes = [e for e in history.of("outcome", target=target)]
+        outcomes = [e for e in history.of("outcome", target=target) if e.t < before]
         if not outcomes:
             return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {target} calls: "
                                      f"nothing guards them")

@@ -11,18 +11,35 @@ from __future__ import annotations
 
 from typing import Any
 
-#: mutant -> scenario -> the checks that must FAIL
+BREAKER_SCENARIOS = {  # scenario -> the targets whose breaker cycles there
+    "network_partition": ("pg", "kafka"), "blackhole": ("pg", "kafka"), "bandwidth_starvation": ("pg",),
+    "connection_exhaustion": ("pg",), "fd_exhaustion": ("pg",), "postgres_restart": ("pg",),
+    "reset_peer_mid_query": ("pg",), "latency_injection": ("pg",), "kafka_broker_pause": ("kafka",),
+    "kafka_partition": ("kafka",),
+}
+
+
+def _each(targets: tuple[str, ...], *checks: str) -> tuple[str, ...]:
+    return tuple(f"{target}: {check}" for target in targets for check in checks)
+
+
+#: mutant -> scenario -> the checks that must FAIL. The first scenario of each mutant is the one `make test` runs.
 EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "breaker_threshold_exclusive": {
-        "network_partition": ("pg: breaker opens when its window reaches a threshold",
-                              "kafka: breaker opens when its window reaches a threshold"),
-    },
+        name: _each(targets, "breaker opens when its window reaches a threshold")
+        for name, targets in BREAKER_SCENARIOS.items()},
     "half_open_extra_permit": {
         "flapping_network": ("pg: HALF_OPEN admits at most its permits",),
     },
     "half_open_skipped": {
-        "network_partition": ("pg: HALF_OPEN after the wait", "pg: CLOSED after the heal",
-                              "kafka: HALF_OPEN after the wait", "kafka: CLOSED after the heal"),
+        name: _each(targets, "HALF_OPEN after the wait", "CLOSED after the heal")
+        for name, targets in BREAKER_SCENARIOS.items()},
+    "breaker_never_half_opens": {
+        **{name: _each(targets, "HALF_OPEN after the wait", "CLOSED after the heal", "recovered")
+           + (("pg: pool recovered, no leaked sessions",) if "pg" in targets else ())
+           for name, targets in BREAKER_SCENARIOS.items()},
+        "flapping_network": ("pg: HALF_OPEN admits at most its permits", "pg: CLOSED after the heal",
+                             "pg: recovered", "pg: pool recovered, no leaked sessions"),
     },
     "slow_calls_uncounted": {
         "latency_injection": ("pg: opened by the slow-call rate",
@@ -35,14 +52,26 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
         "cancellation_storm": ("pg: pool recovered, no leaked sessions",),
     },
     "pg_oserror_untranslated": {
-        "network_partition": ("pg: only expected errors",),
-    },
+        name: ("pg: only expected errors",)
+        for name in ("network_partition", "blackhole", "bandwidth_starvation", "connection_exhaustion",
+                     "fd_exhaustion", "flapping_network", "postgres_restart", "reset_peer_mid_query")},
+    "pg_timeout_untranslated": {
+        name: ("pg: only expected errors",) for name in ("blackhole", "bandwidth_starvation")},
+    "pg_driver_error_untranslated": {
+        name: ("pg: only expected errors",)
+        for name in ("reset_peer_mid_query", "connection_exhaustion", "flapping_network", "postgres_oom",
+                     "postgres_restart")},
+    "pg_no_timeouts": {
+        name: ("pg: every call returns by its own timeout",) for name in ("blackhole", "bandwidth_starvation")},
+    "kafka_errors_untranslated": {
+        name: ("kafka: only expected errors",)
+        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
     "producer_drops_unknown": {
-        "kafka_broker_pause": ("kafka: one ledger entry per send",),
-    },
+        name: ("kafka: one ledger entry per send",)
+        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
     "producer_no_deadline": {
-        "kafka_broker_pause": ("kafka: every call returns by its own timeout",),
-    },
+        name: ("kafka: every call returns by its own timeout",)
+        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
 }
 
 

@@ -132,17 +132,6 @@ class UntranslatedDriverErrorClient(_UntranslatedClient):
     raw = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
-class LeaksBrokenClient(PostgresClient):
-    """A connection that met an infrastructure error is neither terminated nor handed back: its pool slot and
-    its server session are lost."""
-
-    async def _release(self, conn: Any, pid: int, broken: bool) -> None:
-        if broken and not _cancelling():
-            self._in_use.discard(pid)
-            return
-        await super()._release(conn, pid, broken)
-
-
 def _pg_no_timeouts(settings: PostgresSettings) -> PostgresSettings:
     """Connect, acquire and command wait as long as raw asyncpg's defaults would let them (two minutes)."""
     return dataclasses.replace(settings, connect_timeout_s=120.0, acquire_timeout_s=120.0, command_timeout_s=120.0,
@@ -207,8 +196,6 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "InternalClientError) reach the caller untranslated", pg_client_class=UntranslatedDriverErrorClient),
     Mutant("pg_no_timeouts", "connect, acquire and command wait two minutes, not the profile's timeouts",
            pg_settings=_pg_no_timeouts),
-    Mutant("pool_leaks_broken", "a connection that met an infrastructure error is never terminated or released",
-           pg_client_class=LeaksBrokenClient),
     Mutant("kafka_errors_untranslated", "a failed send reports aiokafka's error class, not the LabError",
            kafka_producer_class=UntranslatedKafkaProducer),
     Mutant("producer_drops_unknown", "sends of unknown outcome are missing from the producer's ledger",

@@ -97,6 +97,9 @@ def test_cancellations_are_judged_by_the_breakers_own_counts():
     assert counted.result == FAIL and "15 outcomes (10 failures) for 5 completed calls" in counted.evidence, counted
     unguarded = checks.breaker_ignores_cancellations("pg")(history_with(phases() + ops))
     assert unguarded.result == FAIL and "nothing guards" in unguarded.evidence
+    final = [(5.0, "phase", "ok", {"name": "final", "edge": "start"})] + [outcome(5.1, "ok")] * 100
+    probed = checks.breaker_ignores_cancellations("pg")(history_with(phases() + ops + [outcome(3, "ok")] * 5 + final))
+    assert probed.result == PASS, "the final probes' calls are not the workload's"
 
 
 @pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, FAIL), (0.8, FAIL)])
