@@ -3,11 +3,14 @@ translated by the client's one table, so a server dying under a fault never cras
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..errors import ClientError
+from .base import FaultError
 
 TIMEOUT_S = 5.0
 
@@ -20,18 +23,28 @@ async def connect(settings: Settings, application_name: str, timeout_s: float = 
 
 
 async def end_sessions(settings: Settings, application_name: str) -> bool:
-    """pg_terminate_backend every session named ``application_name``. False when Postgres cannot be reached:
-    then there is nothing to end (a crashed or restarting server has ended them itself)."""
+    """End every session named ``application_name`` and return once none is left (bounded: FaultError past
+    TIMEOUT_S). pg_terminate_backend only signals a backend, so it is repeated until pg_stat_activity shows
+    none: also one a killed run was still opening. False when Postgres cannot be reached: then there is
+    nothing to end (a crashed or restarting server has ended them itself)."""
     try:
         conn = await connect(settings, "chaoslab-heal")
     except ClientError:
         return False
+    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
     try:
-        with translated("ending the lab's sessions"):
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                               application_name, timeout=TIMEOUT_S)
+        while True:
+            with translated("ending the lab's sessions"):
+                left = await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                    application_name, timeout=TIMEOUT_S)
+            if not left:
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                raise FaultError(f"{left} sessions named {application_name!r} outlived pg_terminate_backend for "
+                                 f"{TIMEOUT_S:g}s")
+            await asyncio.sleep(0.05)
     except ClientError:
         return False
     finally:
         conn.terminate()
-    return True
