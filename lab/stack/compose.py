@@ -298,7 +298,8 @@ class ComposeBackend:
         container.update(mem_limit=memory, memswap_limit=swap)
 
     def oom_kills(self, undo: dict[str, Any]) -> int:
-        return limits.oom_kills(undo["version"], Path(undo["cgroup"])) - undo.get("oom_kills_before", 0)
+        before = int(undo.get("oom_kills_before", 0))
+        return limits.oom_kills(undo["version"], Path(undo["cgroup"])) - before
 
     @_translate("checking the containers of")
     def problems(self) -> list[str]:

@@ -10,6 +10,7 @@ import importlib.util
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 
 from ..config import HOST, Settings
 from ..errors import BinaryNotFound
@@ -66,7 +67,7 @@ class LocalKafka:
         _proc, record = procs.spawn(argv, log, user=self.user, env=runas.child_env())
         return record
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"binary": str(self.binary), "storage": "memory://tansu/", "os_user": self.user or ""}
 
     async def after_start(self) -> None:
@@ -75,5 +76,5 @@ class LocalKafka:
     async def probe(self) -> str:
         return await health.kafka_ready(self.settings.kafka_proxy_port)
 
-    def endpoints(self) -> dict:
+    def endpoints(self) -> dict[str, Any]:
         return {"endpoint": f"{HOST}:{self.settings.kafka_proxy_port}", "upstream": f"{HOST}:{self.settings.kafka_port}"}

@@ -14,7 +14,7 @@ import shutil
 import signal
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from ..config import Settings
 from ..errors import StackError, StartTimeout
@@ -26,6 +26,8 @@ from .proxy import LocalProxy
 from .procs import ProcessRecord
 from .state import ComponentState, StackState
 
+T = TypeVar("T")
+
 STOP_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 1.5
 SIGNAL_TIMEOUT_S = 2.0  # SIGSTOP and SIGCONT are delivered asynchronously
@@ -33,15 +35,15 @@ SIGNAL_TIMEOUT_S = 2.0  # SIGSTOP and SIGCONT are delivered asynchronously
 
 class Component(Protocol):
     name: str
-    stop_signal: int
+    stop_signal: signal.Signals
 
     def ports(self) -> list[int]: ...
     def prepare(self) -> None: ...
     def start(self, log: Path) -> procs.ProcessRecord: ...
-    def info(self) -> dict: ...
+    def info(self) -> dict[str, Any]: ...
     async def after_start(self) -> None: ...
     async def probe(self) -> str: ...
-    def endpoints(self) -> dict: ...
+    def endpoints(self) -> dict[str, Any]: ...
 
 
 class LocalBackend:
@@ -172,6 +174,7 @@ class LocalBackend:
             except ProcessLookupError:
                 continue
         for recorded in signalled:
+            assert recorded.process is not None  # only recorded processes were signalled
             if not procs.wait_gone(recorded.process, STOP_TIMEOUT_S):
                 procs.stop(recorded.process, signal.SIGKILL, STOP_TIMEOUT_S)
         return [r.name for r in signalled]
@@ -194,7 +197,7 @@ class LocalBackend:
 
     # -- status, logs, heal ----------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         current = state_file.load(self.state_dir)
         if current is not None and current.backend != self.name:
             raise StackError(f"the recorded stack is {current.backend}")
@@ -326,5 +329,5 @@ async def _exited(record: procs.ProcessRecord, interval_s: float = 0.05) -> None
         await asyncio.sleep(interval_s)
 
 
-async def _gather(*aws):  # type: ignore[no-untyped-def]
-    return await asyncio.gather(*aws)
+async def _gather(*aws: Awaitable[T]) -> list[T]:
+    return list(await asyncio.gather(*aws))

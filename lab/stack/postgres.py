@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from ..config import HOST, PG_DATABASE, PG_USER, Settings
 from ..errors import BinaryNotFound, StackError
@@ -182,7 +183,7 @@ class LocalPostgres:
         _proc, record = procs.spawn(argv, log, user=self.user, env=runas.child_env())
         return record
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"data_dir": str(self.data), "bin_dir": str(self.bin_dir), "os_user": self.user or pwd.getpwuid(os.geteuid()).pw_name}
 
     async def after_start(self) -> None:
@@ -204,7 +205,7 @@ class LocalPostgres:
     async def probe(self) -> str:
         return await health.postgres_ready(self.settings.pg_proxy_port, password=self.settings.pg_password)
 
-    def endpoints(self) -> dict:
+    def endpoints(self) -> dict[str, Any]:
         return {"endpoint": f"{HOST}:{self.settings.pg_proxy_port}", "upstream": f"{HOST}:{self.settings.pg_port}"}
 
 

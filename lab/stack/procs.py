@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import PortInUse
 
@@ -27,11 +27,11 @@ class ProcessRecord:
     start_ticks: int
     argv0: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ProcessRecord":
+    def from_json(cls, data: dict[str, Any]) -> "ProcessRecord":
         return cls(int(data["pid"]), int(data["start_ticks"]), str(data["argv0"]))
 
 
@@ -61,7 +61,7 @@ def is_ours(record: ProcessRecord) -> bool:
 
 def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
           user: str | None = None, cwd: Path | None = None,
-          stdin: Path | None = None) -> tuple[subprocess.Popen, ProcessRecord]:
+          stdin: Path | None = None) -> tuple["subprocess.Popen[bytes]", ProcessRecord]:
     """Start ``argv`` in its own session (it outlives this command), output to ``log_path`` (0600).
 
     The log is opened here and inherited, so a component running as another

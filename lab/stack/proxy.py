@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..config import HOST, Settings
 from ..files import write_private
@@ -27,7 +28,8 @@ class LocalProxy:
         self.settings = settings
         self.config: Path = settings.state_path / "proxy.json"
         self.user: str | None = None
-        self.python, self.env, self.cwd = sys.executable, {}, Path(__file__).resolve().parents[2]
+        self.env: dict[str, str] = {}
+        self.python, self.cwd = sys.executable, Path(__file__).resolve().parents[2]
 
     def ports(self) -> list[int]:
         s = self.settings
@@ -51,7 +53,7 @@ class LocalProxy:
                                     stdin=self.config)
         return record
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"config": str(self.config), "python": self.python, "os_user": self.user or ""}
 
     async def after_start(self) -> None:
@@ -60,5 +62,5 @@ class LocalProxy:
     async def probe(self) -> str:
         return await health.proxy_ready(self.settings.proxy_api_port, PROXIES)
 
-    def endpoints(self) -> dict:
+    def endpoints(self) -> dict[str, Any]:
         return {"endpoint": self.settings.proxy_url, "upstream": ""}

@@ -43,6 +43,7 @@ def lab_user(settings: Settings) -> str | None:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
+        result: subprocess.CompletedProcess[str] | None
         try:
             result = subprocess.run(
                 [settings.useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
@@ -85,7 +86,7 @@ def _open_up(target: Path) -> None:
         path.chmod(path.stat().st_mode | 0o055)
 
 
-def _build_once(target: Path, build: Callable[[Path], None]) -> Path:
+def _build_once(target: Path, build: Callable[[Path], object]) -> Path:
     """Make ``target`` with ``build(temp)`` in a sibling temp directory, then rename it into place.
 
     Two labs racing (say two clones on one host) never see a half-copied tree:

@@ -85,7 +85,8 @@ def state_file(state_dir: Path) -> Path:
 
 def _read(path: Path) -> object | None:
     try:
-        return json.loads(path.read_text())
+        data: object = json.loads(path.read_text())
+        return data
     except FileNotFoundError:
         return None
     except OSError as err:
