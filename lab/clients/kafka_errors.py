@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Callable
+from typing import Callable, Literal
 
 from aiokafka import errors as kafka
 
@@ -122,7 +122,7 @@ class translated:  # noqa: N801 - used like a function: ``with translated("commi
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False  # success, or the caller's task cancelled: not ours to translate
         error = lab_error_for(exc, self.action, self.starting)

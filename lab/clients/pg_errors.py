@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Literal
 
 import asyncpg
 
@@ -139,7 +139,7 @@ class translated:  # noqa: N801 - used like a function: ``with translated("fetch
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None or not isinstance(exc, Exception):
             return False  # success, or a cancellation: not ours to translate
         error = lab_error_for(exc, self.action, self.phase)
