@@ -39,6 +39,13 @@ async def _echo(reader, writer):
         writer.close()
 
 
+async def _until(condition, limit_s: float) -> None:
+    """Wait until ``condition()`` holds, checking ten times a second, for at most ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
 async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
     _raise_fd_limit(4 * CONNECTIONS + 512)
     echo = await asyncio.start_server(_echo, "127.0.0.1", 0, backlog=4096)
@@ -81,11 +88,17 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
                                   {"name": "lag", "type": "latency", "attributes": {"latency": LATENCY_MS}})
         assert status == 200
         toxic_on = time.monotonic()
-        await asyncio.sleep(1.5)
+        settled = toxic_on + 0.5  # round trips that started well after the toxic was in place
+        # progress, not a fixed sleep, decides how long each phase lasts: on a loaded machine a
+        # connection may need longer than a second for a whole round trip under the toxic
+        await _until(lambda: all(any(start >= settled for start, _ in conn) for conn in samples), 60)
         toxic_off = time.monotonic()
         assert (await http(api, "DELETE", "/proxies/load/toxics/lag"))[0] == 204
         removed = time.monotonic()  # every link has dropped the toxic once DELETE has answered
-        await asyncio.sleep(2.0)
+        # a loaded loop can stretch any one round trip past the latency: wait (bounded) until each
+        # connection has shown one shorter than it, which a toxic left in place would never allow
+        await _until(lambda: all(any(start > removed and rtt < LATENCY_MS / 1000 for start, rtt in conn)
+                                 for conn in samples), 60)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         for _, writer in conns:
@@ -93,7 +106,6 @@ async def test_thousand_connections_with_a_toxic_added_and_removed_under_load():
 
     echo.close()
     assert errors == []
-    settled = toxic_on + 0.5  # round trips that started well after the toxic was in place
     during = [[rtt for start, rtt in conn if settled <= start and start + rtt <= toxic_off] for conn in samples]
     assert all(during), "every open connection must see the toxic"
     assert min(rtt for conn in during for rtt in conn) >= LATENCY_MS / 1000
