@@ -174,9 +174,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("lab.proxy")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    if _apply_mutant(root) != 0:
+        return 2
     _raise_open_file_limit(logging.getLogger("lab.proxy"))
     _install_fast_loop()
     return asyncio.run(_serve(options))
+
+
+def _apply_mutant(log: logging.Logger) -> int:
+    """A proxy mutant (lab/proxy/mutants.py) named by LAB_PROXY_MUTANT, read once here; 0, or 2 for a bad name."""
+    name = os.environ.get("LAB_PROXY_MUTANT", "")
+    if not name:
+        return 0
+    from . import mutants
+
+    try:
+        chosen = mutants.apply(name)
+    except (mutants.UnknownMutant, mutants.StalePatch) as err:
+        sys.stderr.write(f"lab-proxy: {err}\n")
+        return 2
+    log.warning("MUTANT %s: %s (a deliberately broken proxy, for proving checks can fail)", chosen.name,
+                chosen.breaks)
+    return 0
 
 
 def _raise_open_file_limit(log: logging.Logger) -> None:
