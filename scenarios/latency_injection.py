@@ -8,6 +8,10 @@ from lab.scenario import checks
 
 from ._common import bounded_and_expected, breaker_cycle, pool_recovered
 
+LATENCY_MS = 400
+#: Round trips per call, each delayed once: the query, and the pool's reset of the connection on release
+#: (asyncpg's ``Connection.reset``, run before the call returns).
+ROUND_TRIPS = 2
 PROFILE = replace(ClientProfile(), slow_call_s=0.2, slow_threshold_pct=50)
 
 SCENARIO = Scenario(
@@ -17,7 +21,12 @@ SCENARIO = Scenario(
                   "calls stay within their timeouts; the pool recovers",
     targets=("pg",),
     profile=PROFILE,
-    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", latency(400))],
-    checks=lambda p: ([("pg: opened by the slow-call rate", checks.opened_because("pg", "slow call rate"))]
+    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", latency(LATENCY_MS))],
+    checks=lambda p: ([("pg: opened by the slow-call rate", checks.opened_because("pg", "slow call rate")),
+                       # the fastest call inside the fault shows what the proxy injected: half (a latency
+                       # halved) or twice (the toxic acting on requests too) is outside the tolerance
+                       ("pg: calls delayed by the configured latency",
+                        checks.fault_delay_matches("pg", ROUND_TRIPS * LATENCY_MS / 1000, 20, 50,
+                                                   f"{ROUND_TRIPS} round trips of {LATENCY_MS} ms"))]
                       + breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered()),
 )

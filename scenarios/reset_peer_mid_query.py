@@ -2,6 +2,7 @@
 
 from lab.faults.network import ToxicFault, reset_peer
 from lab.scenario import Scenario
+from lab.scenario import checks
 
 from ._common import bounded_and_expected, breaker_cycle, pool_recovered
 
@@ -12,5 +13,7 @@ SCENARIO = Scenario(
     targets=("pg",),
     pg_query="SELECT pg_sleep(0.1)",
     faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", reset_peer(50, "upstream"))],
-    checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
+    checks=lambda p: (breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered()
+                      + [("pg: the reset reached the client as a RST",
+                          checks.failed_with_cause("pg", "ConnectionResetError", 1, "connection resets"))]),
 )

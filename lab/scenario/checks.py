@@ -297,6 +297,67 @@ def fault_observed(fault_key: str, field: str, at_least: int, what: str) -> Chec
     return check
 
 
+def _calls_inside_fault(history: History, target: str) -> list[Event]:
+    """Calls that started after every fault was injected and ended before the heal began: the only ones a toxic
+    surely acted on from their first byte to their last (calls the breaker refused never reached it)."""
+    injected = [e.t for e in history.of("fault", edge="inject")]
+    heal_start, _ = _window(history, "heal")
+    if not injected:
+        raise LookupError("no fault was injected in this run")
+    return [e for e in _ops(history, target) if e.get("started", e.t) >= max(injected) and e.t <= heal_start
+            and e.get("error_class") != "CallNotPermitted"]
+
+
+def fault_delay_matches(target: str, delay_s: float, low_pct: float, high_pct: float, what: str) -> Check:
+    """The fastest successful call made wholly inside the fault took the delay the fault was configured to add
+    (``delay_s``: a latency, or a reply's bytes over a bandwidth), within ``-low_pct``/``+high_pct``.
+
+    The fastest, because a call can only be slower than its delay (waiting for a pooled connection, a
+    validation round trip, a scheduling stall), never faster: a delay below the bound means the proxy injected
+    less than it was told (a latency halved), one above it more (a one-way toxic acting on both directions)."""
+    def check(history: History) -> Verdict:
+        made = _calls_inside_fault(history, target)
+        calls = [e for e in made if e.status == OK]
+        low, high = delay_s * (1 - low_pct / 100), delay_s * (1 + high_pct / 100)
+        bounds = (f"{what} {delay_s * 1000:.0f} ms, accepted {low * 1000:.0f}..{high * 1000:.0f} ms "
+                  f"(-{low_pct:g}%/+{high_pct:g}%)")
+        if not made:
+            return Verdict("", UNKNOWN, f"no {target} call ran wholly inside the fault: nothing to measure")
+        if not calls:  # the delay is meant to be survivable: a fault that fails every call injected more
+            errors = collections.Counter(e.get("error_class", "?") for e in made)
+            return Verdict("", FAIL, f"none of the {len(made)} {target} calls inside the fault succeeded "
+                                     f"({dict(errors)}); {bounds}")
+        fastest = min(e.get("latency_s", 0.0) for e in calls)
+        if not low <= fastest <= high:
+            return Verdict("", FAIL, f"the fastest of {len(calls)} {target} calls inside the fault took "
+                                     f"{fastest * 1000:.0f} ms; {bounds}")
+        return Verdict("", PASS, f"the fastest of {len(calls)} {target} calls inside the fault took "
+                                 f"{fastest * 1000:.0f} ms; {bounds}")
+    return check
+
+
+def _cause(event: Event) -> str:
+    """The cause a translated error names ("ACTION failed while PHASE: CauseClass: detail"), else its class."""
+    parts = (event.get("error") or "").split(": ")
+    return parts[1] if len(parts) >= 3 else event.get("error_class", "?")
+
+
+def failed_with_cause(target: str, cause: str, at_least: int, what: str) -> Check:
+    """At least ``at_least`` calls during the fault failed with ``cause`` named in their error (the translated
+    LabError names the driver's or the OS's error it came from): the fault reached the client as the kind of
+    failure it stands for (a RST as a connection reset, not as a clean close)."""
+    def check(history: History) -> Verdict:
+        start, end = _window(history, "fault")
+        failed = [e for e in _ops(history, target) if start <= e.t <= end + 1.0 and e.status == FAIL]
+        named = [e for e in failed if cause in (e.get("error") or "")]
+        others = collections.Counter(_cause(e) for e in failed if e not in named)
+        summary = f"{len(named)} of {len(failed)} failed {target} calls name {cause} (others: {dict(others)})"
+        if len(named) < at_least:
+            return Verdict("", FAIL, f"{what}: {summary}; expected at least {at_least}")
+        return Verdict("", PASS, f"{what}: {summary}")
+    return check
+
+
 def failing(reason: str) -> Check:
     def check(history: History) -> Verdict:
         return Verdict("", FAIL, reason)

@@ -15,7 +15,7 @@ BREAKER_SCENARIOS = {  # scenario -> the targets whose breaker cycles there
     "network_partition": ("pg", "kafka"), "blackhole": ("pg", "kafka"), "bandwidth_starvation": ("pg",),
     "connection_exhaustion": ("pg",), "fd_exhaustion": ("pg",), "postgres_restart": ("pg",),
     "reset_peer_mid_query": ("pg",), "latency_injection": ("pg",), "kafka_broker_pause": ("kafka",),
-    "kafka_partition": ("kafka",),
+    "kafka_partition": ("kafka",), "pg_admin_shutdown": ("pg",),
 }
 
 
@@ -44,6 +44,7 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "slow_calls_uncounted": {
         "latency_injection": ("pg: opened by the slow-call rate",
                               "pg: breaker opens when its window reaches a threshold"),
+        "bandwidth_throttle": ("pg: opened by the slow-call rate",),
     },
     "cancellations_counted": {
         "cancellation_storm": ("pg: breaker ignores cancellations",),
@@ -61,29 +62,65 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
         name: ("pg: only expected errors",)
         # not postgres_restart: a killed server's calls fail as asyncpg's errors in some runs, all as OSErrors
         # (connection refused) in others
-        for name in ("reset_peer_mid_query", "connection_exhaustion", "flapping_network", "postgres_oom")},
+        for name in ("reset_peer_mid_query", "connection_exhaustion", "flapping_network", "postgres_oom",
+                     "pg_admin_shutdown")},
+    "pg_transactions_not_retried": {
+        "pg_serialization_failures": ("pg: 40001 transactions were rerun", "pg: every transaction committed",
+                                      "pg: only expected errors"),
+    },
+    "pg_transactions_autocommit": {
+        "pg_serialization_failures": ("pg: each committed exactly once, failed attempts left nothing",),
+    },
     "pg_no_timeouts": {
         name: ("pg: every call returns by its own timeout",) for name in ("blackhole", "bandwidth_starvation")},
     "kafka_errors_untranslated": {
         name: ("kafka: only expected errors",)
-        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
+        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition", "kafka_not_leader",
+                     "kafka_written_not_acked")},
     "producer_drops_unknown": {
-        name: ("kafka: one ledger entry per send",)
-        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
+        **{name: ("kafka: one ledger entry per send",)
+           for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition", "kafka_not_leader")},
+        "kafka_written_not_acked": ("kafka: unknown sends found written, none lost",
+                                    "kafka: duplicates only from unacknowledged writes",
+                                    "kafka: one ledger entry per send"),
+    },
     "producer_no_deadline": {
-        name: ("kafka: every call returns by its own timeout",)
-        for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition")},
+        **{name: ("kafka: every call returns by its own timeout",)
+           for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition", "kafka_not_leader")},
+        # with no deadline no send is ever called unknown: they wait the fault out
+        "kafka_written_not_acked": ("kafka: every call returns by its own timeout",
+                                    "kafka: unknown sends found written, none lost"),
+    },
+}
+
+
+#: proxy mutant (lab/proxy/mutants.py: the stack's proxy started with LAB_PROXY_MUTANT) -> scenario -> the checks
+#: that must FAIL, against the resilient clients.
+PROXY_EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "latency_halved": {"latency_injection": ("pg: calls delayed by the configured latency",)},
+    "direction_ignored": {"latency_injection": ("pg: calls delayed by the configured latency",)},
+    "bandwidth_owed_halved": {"bandwidth_throttle": ("pg: calls delayed by the configured bandwidth",)},
+    "reset_peer_sends_fin": {"reset_peer_mid_query": ("pg: the reset reached the client as a RST",)},
+    # the toxic stays on the pooled connections after the heal: every call stays slow, the breaker keeps opening
+    "toxic_removal_spares_open_links": {"latency_injection": ("pg: CLOSED after the heal", "pg: recovered",
+                                                              "pg: pool recovered, no leaked sessions")},
 }
 
 
 def cells() -> list[tuple[str, str, tuple[str, ...]]]:
-    """(mutant, scenario, checks that must fail), mutant by mutant."""
+    """(mutant, scenario, checks that must fail), mutant by mutant: the client mutants."""
     return [(mutant, scenario, checks) for mutant, row in EXPECTED.items() for scenario, checks in row.items()]
+
+
+def proxy_cells() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(proxy mutant, scenario, checks that must fail) for the proxy mutants."""
+    return [(mutant, scenario, checks) for mutant, row in PROXY_EXPECTED.items()
+            for scenario, checks in row.items()]
 
 
 def uncovered(scenarios: dict[str, Any]) -> dict[str, list[str]]:
     """Per scenario, the checks no mutant is expected to fail."""
-    covered = {(scenario, check) for _, scenario, checks in cells() for check in checks}
+    covered = {(scenario, check) for _, scenario, checks in cells() + proxy_cells() for check in checks}
     out = {}
     for name, scenario in scenarios.items():
         names = [check for check, _ in scenario.checks(scenario.profile)]

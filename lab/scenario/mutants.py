@@ -14,8 +14,9 @@ changes one property and nothing else; the resilient target is ``None``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 
@@ -23,6 +24,7 @@ from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClie
 from ..clients.ledger import UNKNOWN as DELIVERY_UNKNOWN
 from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
+from ..resilience.retry import RetryPolicy
 
 
 def _same(value: Any) -> Any:
@@ -132,6 +134,24 @@ class UntranslatedDriverErrorClient(_UntranslatedClient):
     raw = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
+class NoTransactionRetryClient(PostgresClient):
+    """A transaction the server rolled back (40001, 40P01) is not run again: its error reaches the caller."""
+
+    async def run_transaction(self, work: Any, retry: RetryPolicy | None = None) -> Any:
+        return await super().run_transaction(work, RetryPolicy(max_attempts=1))
+
+
+class AutocommitTransactionClient(PostgresClient):
+    """``transaction()`` hands out the connection without opening a transaction: each statement commits on its
+    own, so a failed attempt leaves what it wrote before failing."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self.breaker:
+            async with self.connection() as conn:
+                yield conn
+
+
 def _pg_no_timeouts(settings: PostgresSettings) -> PostgresSettings:
     """Connect, acquire and command wait as long as raw asyncpg's defaults would let them (two minutes)."""
     return dataclasses.replace(settings, connect_timeout_s=120.0, acquire_timeout_s=120.0, command_timeout_s=120.0,
@@ -196,6 +216,10 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "InternalClientError) reach the caller untranslated", pg_client_class=UntranslatedDriverErrorClient),
     Mutant("pg_no_timeouts", "connect, acquire and command wait two minutes, not the profile's timeouts",
            pg_settings=_pg_no_timeouts),
+    Mutant("pg_transactions_not_retried", "a transaction the server rolled back (40001/40P01) is not run again",
+           pg_client_class=NoTransactionRetryClient),
+    Mutant("pg_transactions_autocommit", "a transaction's statements each commit on their own (no BEGIN/COMMIT)",
+           pg_client_class=AutocommitTransactionClient),
     Mutant("kafka_errors_untranslated", "a failed send reports aiokafka's error class, not the LabError",
            kafka_producer_class=UntranslatedKafkaProducer),
     Mutant("producer_drops_unknown", "sends of unknown outcome are missing from the producer's ledger",

@@ -15,8 +15,9 @@ import os
 import pytest
 
 from lab.scenario import available, run_scenario
-from lab.scenario.matrix import EXPECTED, cells
+from lab.scenario.matrix import EXPECTED, cells, proxy_cells
 from lab.scenario.mutants import MUTANTS
+from lab.stack.backend import running
 
 # The matrix was measured on the local backend. On compose the same faults surface as other error types in some
 # runs (a reset arrives as an OSError rather than a driver error: pg_driver_error_untranslated x reset_peer_mid_query
@@ -41,3 +42,43 @@ def test_every_listed_check_fails_on_its_mutant(chaos_settings, mutant, scenario
         assert verdicts[check].result == "fail", f"{check!r} did not fail on mutant {mutant}:\n{summary}"
     healed = result.history.probe("faults.healed")
     assert healed is not None and healed.status == "ok", healed
+
+
+@pytest.fixture
+def proxy_mutant(chaos_stack, chaos_settings):
+    """Restart the stack's proxy with the named proxy mutant (LAB_PROXY_MUTANT), and without it afterwards."""
+    stack = running(chaos_settings)
+
+    def restart(name: str | None) -> None:
+        stack.kill("proxy")
+        chaos_stack.run("up", extra_env={"LAB_PROXY_MUTANT": name} if name else None)
+
+    started: list[str] = []
+
+    def use(name: str) -> None:
+        started.append(name)
+        restart(name)
+        log = chaos_stack.run("logs", "proxy", "-n", "50").stdout
+        assert f"MUTANT {name}" in log, f"the proxy did not start as mutant {name}:\n{log}"
+
+    yield use
+    if started:
+        restart(None)
+
+
+PROXY_CELLS = [(m, s, c) for m, s, c in proxy_cells()]
+
+
+@pytest.mark.skipif(os.environ.get("LAB_TEST_BACKEND") == "compose",
+                    reason="proxy mutants patch lab.proxy: the compose backend runs Toxiproxy")
+@pytest.mark.parametrize(("mutant", "scenario", "expected"), PROXY_CELLS, ids=[f"proxy-{m}-{s}" for m, s, _ in PROXY_CELLS])
+def test_every_listed_check_fails_on_its_proxy_mutant(chaos_settings, proxy_mutant, mutant, scenario, expected):
+    proxy_mutant(mutant)
+    result = asyncio.run(run_scenario(available()[scenario], chaos_settings))
+    assert result.error is None, result.error
+    verdicts = {v.check: v for v in result.verdicts}
+    summary = "\n".join(f"{v.result:7} {v.check}: {v.evidence}" for v in result.verdicts)
+    print(f"\n== {scenario} on proxy mutant {mutant}\n{summary}")
+    for check in expected:
+        assert check in verdicts, f"{scenario} has no check {check!r}:\n{summary}"
+        assert verdicts[check].result == "fail", f"{check!r} did not fail on proxy mutant {mutant}:\n{summary}"
