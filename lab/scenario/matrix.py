@@ -3,8 +3,10 @@
 Read as: running SCENARIO against MUTANT, each named check's verdict is FAIL
 (tests/chaos/test_mutant_matrix.py asserts it cell by cell; `lab run --mutants`
 runs it and prints it). A mutant is run only on the scenarios listed for it,
-which keeps the matrix test bounded. ``uncovered()`` names the checks that no
-mutant is listed to fail: those rely on the negative control alone, or on nothing.
+which keeps the matrix test bounded. ``PROXY_EXPECTED`` is the same for the proxy
+mutants (lab/proxy/mutants.py), run against the resilient clients on a stack whose
+proxy was started with ``LAB_PROXY_MUTANT``. ``uncovered()`` names the checks that
+no mutant is listed to fail, and ``UNCOVERED_BECAUSE`` says why for each of them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
            for name, targets in BREAKER_SCENARIOS.items()},
         "flapping_network": ("pg: HALF_OPEN admits at most its permits", "pg: CLOSED after the heal",
                              "pg: recovered", "pg: pool recovered, no leaked sessions"),
+        "kafka_not_leader": ("kafka: sends retried through the errors", "kafka: recovered"),
+        "kafka_written_not_acked": ("kafka: recovered",),
     },
     "slow_calls_uncounted": {
         "latency_injection": ("pg: opened by the slow-call rate",
@@ -50,7 +54,7 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
         "cancellation_storm": ("pg: breaker ignores cancellations",),
     },
     "pool_leaks_on_cancel": {
-        "cancellation_storm": ("pg: pool recovered, no leaked sessions",),
+        "cancellation_storm": ("pg: pool recovered, no leaked sessions", "pg: recovered"),
     },
     "pg_oserror_untranslated": {
         name: ("pg: only expected errors",)
@@ -84,6 +88,12 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
                                     "kafka: duplicates only from unacknowledged writes",
                                     "kafka: one ledger entry per send"),
     },
+    "producer_unknown_as_acked": {
+        **{name: ("kafka: no acknowledged message lost",)
+           for name in ("blackhole", "kafka_broker_pause", "network_partition", "kafka_not_leader")},
+        "kafka_partition": ("kafka: no acknowledged message lost", "consumer consumed every acked message"),
+        "kafka_written_not_acked": ("kafka: unknown sends found written, none lost",),
+    },
     "producer_no_deadline": {
         **{name: ("kafka: every call returns by its own timeout",)
            for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition", "kafka_not_leader")},
@@ -104,6 +114,53 @@ PROXY_EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     # the toxic stays on the pooled connections after the heal: every call stays slow, the breaker keeps opening
     "toxic_removal_spares_open_links": {"latency_injection": ("pg: CLOSED after the heal", "pg: recovered",
                                                               "pg: pool recovered, no leaked sessions")},
+}
+
+
+_NO_WAIT = ("the fault refuses, resets or answers at once: no call can wait on it, so a client without timeouts "
+            "passes too (pg_no_timeouts measured passing on pg_admin_shutdown, pg_serialization_failures, "
+            "postgres_oom)")
+_SLOW_BUT_OK = ("no mutant found that leaves calls successful but slow after recovery: every mutant that breaks "
+                "recovery fails the pool probe first, and the latency probe then does not run (unknown)")
+_FAULT_BIT = "it checks that the fault bit, not the client: only a broken fault could fail it"
+
+#: scenario -> check -> why no mutant is listed to fail it. ``uncovered()`` must equal exactly this (a test says
+#: so): a check that gains a mutant leaves this list, and a new check no mutant fails must be argued for here.
+UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
+    **{name: {"pg: latency back to baseline": _SLOW_BUT_OK}
+       for name in ("bandwidth_starvation", "blackhole", "cancellation_storm")},
+    **{name: {"pg: every call returns by its own timeout": _NO_WAIT, "pg: latency back to baseline": _SLOW_BUT_OK}
+       for name in ("connection_exhaustion", "fd_exhaustion", "flapping_network", "network_partition",
+                    "postgres_restart", "reset_peer_mid_query")},
+    "latency_injection": {
+        "pg: every call returns by its own timeout": "the delay (2 round trips of 400 ms) is under the command "
+                                                     "timeout: no call waits past it, with or without timeouts",
+        "pg: only expected errors": "the fault slows calls and raises no driver error to leave untranslated",
+        "pg: latency back to baseline": _SLOW_BUT_OK},
+    "pg_admin_shutdown": {"pg: the fault killed sessions": _FAULT_BIT,
+                          "pg: every call returns by its own timeout": _NO_WAIT,
+                          "pg: latency back to baseline": _SLOW_BUT_OK},
+    "pg_serialization_failures": {
+        "pg: every call returns by its own timeout": _NO_WAIT,
+        "pg: pool recovered, no leaked sessions": "nothing is cancelled or broken there: no pool mutant leaks",
+        "pg: latency back to baseline": _SLOW_BUT_OK},
+    "postgres_oom": {
+        "the memory limit bit: queries were killed": _FAULT_BIT, "pg: calls failed during the fault": _FAULT_BIT,
+        "pg: every call returns by its own timeout": _NO_WAIT,
+        "pg: recovered": "its breaker does not open (breaker_never_half_opens measured passing): killed queries "
+                         "fail one by one", "pg: pool recovered, no leaked sessions": "as pg: recovered",
+        "pg: latency back to baseline": _SLOW_BUT_OK},
+    "kafka_not_leader": {"kafka: no duplicate the ledger cannot explain": "no mutant writes a message twice"},
+    "kafka_partition": {"consumer kept its membership": "the group consumer takes no mutant yet (it is built by "
+                                                        "lab/scenario/targets.py, the same in every mode)"},
+    "kafka_written_not_acked": {"kafka: no acknowledged message lost": "the fault writes every produce request: "
+                                                                       "nothing acknowledged can go missing"},
+    "kafka_partition_long": {check: "needs Apache Kafka (the compose backend); the matrix is measured on the local "
+                                    "backend only" for check in (
+        "kafka: breaker opens when its window reaches a threshold", "kafka: HALF_OPEN after the wait",
+        "kafka: CLOSED after the heal", "kafka: every call returns by its own timeout", "kafka: only expected errors",
+        "kafka: recovered", "kafka: no acknowledged message lost", "kafka: one ledger entry per send",
+        "consumer rejoined the group", "consumer consumed every acked message")},
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable
 import asyncpg
 
 from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClient, PostgresSettings
-from ..clients.ledger import UNKNOWN as DELIVERY_UNKNOWN
+from ..clients.ledger import ACKED as DELIVERY_ACKED, UNKNOWN as DELIVERY_UNKNOWN
 from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
 from ..resilience.retry import RetryPolicy
@@ -179,6 +179,21 @@ class DropsUnknownProducer(KafkaProducer):
         super().__init__(settings, breaker, ledger if ledger is not None else _DropsUnknownLedger())
 
 
+class _UnknownAsAckedLedger(DeliveryLedger):
+    def record(self, delivery: Any) -> Any:
+        if delivery.status == DELIVERY_UNKNOWN:
+            delivery = delivery._replace(status=DELIVERY_ACKED)
+        return super().record(delivery)
+
+
+class UnknownAsAckedProducer(KafkaProducer):
+    """A send whose outcome is unknown (timed out in flight) is reported and recorded as acknowledged."""
+
+    def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
+                 ledger: DeliveryLedger | None = None) -> None:
+        super().__init__(settings, breaker, ledger if ledger is not None else _UnknownAsAckedLedger())
+
+
 class UntranslatedKafkaProducer(KafkaProducer):
     """A failed or unknown send reports the driver's own error class (aiokafka's), not the LabError."""
 
@@ -224,6 +239,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            kafka_producer_class=UntranslatedKafkaProducer),
     Mutant("producer_drops_unknown", "sends of unknown outcome are missing from the producer's ledger",
            kafka_producer_class=DropsUnknownProducer),
+    Mutant("producer_unknown_as_acked", "a send of unknown outcome is reported (and recorded) as acknowledged",
+           kafka_producer_class=UnknownAsAckedProducer),
     Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",
            kafka_settings=_no_deadlines),
 )}

@@ -173,3 +173,48 @@ def test_the_worst_verdict_wins():
     assert worst([Verdict("a", PASS, ""), Verdict("b", UNKNOWN, "")]) == UNKNOWN
     assert worst([Verdict("a", UNKNOWN, ""), Verdict("b", FAIL, ""), Verdict("c", PASS, "")]) == FAIL
     assert worst([]) == PASS
+
+
+def injected(t: float = 1.05) -> tuple:
+    return (t, "fault", "ok", {"name": "toxic:postgres", "edge": "inject"})
+
+
+def delay(events: list[tuple]) -> Verdict:
+    """Calls inside a fault of 0.8 s, accepted 0.64..1.2 s."""
+    return checks.fault_delay_matches("pg", 0.8, 20, 50, "2 round trips of 400 ms")(
+        history_with(phases() + [injected()] + events))
+
+
+def test_fault_delay_is_judged_by_the_fastest_call_wholly_inside_the_fault():
+    inside = [op(2.0, latency=0.81), op(3.0, latency=1.1)]
+    assert delay(inside).result == PASS
+    # a call that started before the injection, or ended after the heal began, does not count
+    assert delay(inside + [op(1.3, latency=0.4), op(4.2, latency=0.1)]).result == PASS
+
+
+@pytest.mark.parametrize("fastest", [0.41, 1.61])  # a latency halved; a toxic acting on requests too
+def test_fault_delay_outside_its_tolerance_fails(fastest):
+    verdict = delay([op(3.0, latency=fastest), op(3.5, latency=1.7)])
+    assert verdict.result == FAIL and f"{fastest * 1000:.0f} ms" in verdict.evidence
+
+
+def test_fault_delay_with_no_call_succeeding_inside_the_fault_fails_and_with_no_call_is_unknown():
+    timeouts = [op(2.5, "fail", "QueryTimeout", latency=1.0), op(2.6, "fail", "CallNotPermitted", latency=0.0)]
+    verdict = delay(timeouts)
+    assert verdict.result == FAIL and "none of the 1" in verdict.evidence
+    assert delay([op(2.1, "fail", "CallNotPermitted", latency=0.0)]).result == UNKNOWN
+
+
+def failed_op(t: float, cause: str) -> tuple:
+    event = op(t, "fail", "DatabaseUnavailable")
+    event[3]["error"] = f"fetchval failed while running a command: {cause}: detail"
+    return event
+
+
+def test_failed_with_cause_reads_the_cause_the_lab_error_names():
+    check = checks.failed_with_cause("pg", "ConnectionResetError", 1, "connection resets")
+    reset = history_with(phases() + [failed_op(2.0, "ConnectionResetError"), failed_op(2.1, "ConnectionError")])
+    assert check(reset).result == PASS
+    fin = history_with(phases() + [failed_op(2.0, "ConnectionDoesNotExistError"), failed_op(2.1, "ConnectionError")])
+    verdict = check(fin)
+    assert verdict.result == FAIL and "ConnectionDoesNotExistError" in verdict.evidence
