@@ -122,7 +122,7 @@ _NO_WAIT = ("the fault refuses, resets or answers at once: no call can wait on i
             "postgres_oom)")
 _SLOW_BUT_OK = ("no mutant found that leaves calls successful but slow after recovery: every mutant that breaks "
                 "recovery fails the pool probe first, and the latency probe then does not run (unknown)")
-_FAULT_BIT = "it checks that the fault bit, not the client: only a broken fault could fail it"
+_FAULT_BIT = "it checks that the fault took effect, not the client: only a broken fault could fail it"
 
 #: scenario -> check -> why no mutant is listed to fail it. ``uncovered()`` must equal exactly this (a test says
 #: so): a check that gains a mutant leaves this list, and a new check no mutant fails must be argued for here.
@@ -147,8 +147,8 @@ UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
     "postgres_oom": {
         "the memory limit bit: queries were killed": _FAULT_BIT, "pg: calls failed during the fault": _FAULT_BIT,
         "pg: every call returns by its own timeout": _NO_WAIT,
-        "pg: recovered": "its breaker does not open (breaker_never_half_opens measured passing): killed queries "
-                         "fail one by one", "pg: pool recovered, no leaked sessions": "as pg: recovered",
+        "pg: recovered": "no mutant found: breaker_never_half_opens passed every check there in the one run "
+                         "measured", "pg: pool recovered, no leaked sessions": "as pg: recovered",
         "pg: latency back to baseline": _SLOW_BUT_OK},
     "kafka_not_leader": {"kafka: no duplicate the ledger cannot explain": "no mutant writes a message twice"},
     "kafka_partition": {"consumer kept its membership": "the group consumer takes no mutant yet (it is built by "
