@@ -3,8 +3,10 @@
 lab/scenario/matrix.py holds the matrix; each mutant runs only on the scenarios
 listed for it. The first scenario of each mutant (one run per mutant) runs in
 `make test`; the whole matrix runs with LAB_MUTANT_MATRIX=full (`make test-mutants`,
-which CI also runs). That every check passes on the resilient target is
-tests/chaos/test_scenarios.py.
+which CI also runs). The proxy mutants' cells (lab/proxy/mutants.py, one scenario
+each) all run in `make test`: the test stack's proxy is restarted as the mutant, and
+as the shipped proxy again afterwards. That every check passes on the resilient
+target is tests/chaos/test_scenarios.py.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def proxy_mutant(chaos_stack, chaos_settings):
 
     def restart(name: str | None) -> None:
         stack.kill("proxy")
-        chaos_stack.run("up", extra_env={"LAB_PROXY_MUTANT": name} if name else None)
+        chaos_stack.run("up", extra_env={"LAB_PROXY_MUTANT": name or ""})  # "": the shipped proxy
 
     started: list[str] = []
 
@@ -66,12 +68,13 @@ def proxy_mutant(chaos_stack, chaos_settings):
         restart(None)
 
 
-PROXY_CELLS = [(m, s, c) for m, s, c in proxy_cells()]
+PROXY_CELLS = proxy_cells()
 
 
 @pytest.mark.skipif(os.environ.get("LAB_TEST_BACKEND") == "compose",
                     reason="proxy mutants patch lab.proxy: the compose backend runs Toxiproxy")
-@pytest.mark.parametrize(("mutant", "scenario", "expected"), PROXY_CELLS, ids=[f"proxy-{m}-{s}" for m, s, _ in PROXY_CELLS])
+@pytest.mark.parametrize(("mutant", "scenario", "expected"), PROXY_CELLS,
+                         ids=[f"proxy-{m}-{s}" for m, s, _ in PROXY_CELLS])
 def test_every_listed_check_fails_on_its_proxy_mutant(chaos_settings, proxy_mutant, mutant, scenario, expected):
     proxy_mutant(mutant)
     result = asyncio.run(run_scenario(available()[scenario], chaos_settings))
