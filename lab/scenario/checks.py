@@ -104,24 +104,42 @@ def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_p
 
 
 def half_open_after_wait(target: str, wait_s: float, tolerance_s: float) -> Check:
-    """Every OPEN -> HALF_OPEN happens ``wait_s`` after the opening, within ``tolerance_s``."""
+    """Every OPEN ends in HALF_OPEN: never before ``wait_s`` (less ``tolerance_s``), and no call is refused once
+    the wait is over (plus ``tolerance_s``).
+
+    The breaker moves to HALF_OPEN when asked after its wait, so on a busy machine the move comes with the
+    next call, later than ``wait_s``; a refusal after the wait is the evidence of a breaker that stayed OPEN.
+    """
     def check(history: History) -> Verdict:
         transitions = _transitions(history, target)
-        pairs, opened_at = [], None
+        refused = [e.get("started", e.t) for e in _ops(history, target) if e.get("error_class") == "CallNotPermitted"]
+        spans: list[tuple[float, float | None]] = []
+        opened_at: float | None = None
         for event in transitions:
             if event.get("to") == "OPEN":
                 opened_at = event.t
-            elif event.get("to") == "HALF_OPEN" and opened_at is not None:
-                pairs.append(event.t - opened_at)
+            elif opened_at is not None:
+                spans.append((opened_at, event.t if event.get("to") == "HALF_OPEN" else None))
                 opened_at = None
-        if not pairs:
+        if opened_at is not None:
+            spans.append((opened_at, None))
+        waits = [end - start for start, end in spans if end is not None]
+        if not waits:
             return Verdict("", FAIL, f"{target} breaker never went OPEN -> HALF_OPEN")
-        off = [d for d in pairs if abs(d - wait_s) > tolerance_s]
-        if off:
-            return Verdict("", FAIL, f"{target} HALF_OPEN after {', '.join(f'{d:.3f}s' for d in off)}; "
-                                     f"expected {wait_s:g}s +/- {tolerance_s:g}s")
-        return Verdict("", PASS, f"{len(pairs)} OPEN -> HALF_OPEN after {min(pairs):.3f}..{max(pairs):.3f}s "
-                                 f"(wait {wait_s:g}s +/- {tolerance_s:g}s)")
+        early = [d for d in waits if d < wait_s - tolerance_s]
+        if early:
+            return Verdict("", FAIL, f"{target} HALF_OPEN after {', '.join(f'{d:.3f}s' for d in early)}; "
+                                     f"expected no sooner than {wait_s:g}s - {tolerance_s:g}s")
+        for start, end in spans:
+            due = start + wait_s + tolerance_s
+            late = [t for t in refused if due <= t < (end if end is not None else float("inf"))]
+            if late:
+                left = "then HALF_OPEN" if end is not None else "and never went HALF_OPEN"
+                return Verdict("", FAIL, f"{target} refused a call {late[0] - start:.3f}s after opening (wait "
+                                         f"{wait_s:g}s + {tolerance_s:g}s), {left}"
+                                         + (f" at {end - start:.3f}s" if end is not None else ""))
+        return Verdict("", PASS, f"{len(waits)} OPEN -> HALF_OPEN after {min(waits):.3f}..{max(waits):.3f}s, no "
+                                 f"call refused past the wait ({wait_s:g}s +/- {tolerance_s:g}s)")
     return check
 
 

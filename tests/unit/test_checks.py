@@ -102,10 +102,24 @@ def test_cancellations_are_judged_by_the_breakers_own_counts():
     assert probed.result == PASS, "the final probes' calls are not the workload's"
 
 
-@pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, FAIL), (0.8, FAIL)])
-def test_half_open_timing_has_a_stated_tolerance(delay, expected):
+@pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, PASS), (0.8, FAIL)])
+def test_half_open_no_sooner_than_the_wait_and_later_only_with_the_next_call(delay, expected):
     events = phases() + [move(1.2, "CLOSED", "OPEN"), move(1.2 + delay, "OPEN", "HALF_OPEN")]
     assert checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(events)).result == expected
+
+
+def test_a_call_refused_after_the_wait_means_the_breaker_stayed_open():
+    refused = op(2.6, "fail", "CallNotPermitted", latency=0.001)  # 1.4 s after opening, wait 1 s + 0.15 s
+    late = phases() + [move(1.2, "CLOSED", "OPEN"), refused, move(2.7, "OPEN", "HALF_OPEN")]
+    verdict = checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(late))
+    assert verdict.result == FAIL and "refused a call 1.399s after opening" in verdict.evidence, verdict
+    within = phases() + [move(1.2, "CLOSED", "OPEN"), op(2.3, "fail", "CallNotPermitted", latency=0.001),
+                         move(2.7, "OPEN", "HALF_OPEN")]
+    assert checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(within)).result == PASS
+    stuck = phases() + [move(1.2, "CLOSED", "OPEN"), move(1.3, "OPEN", "HALF_OPEN"), move(1.31, "HALF_OPEN", "OPEN"),
+                        op(3.0, "fail", "CallNotPermitted", latency=0.001)]
+    verdict = checks.half_open_after_wait("pg", 0.1, 0.05)(history_with(stuck))
+    assert verdict.result == FAIL and "never went HALF_OPEN" in verdict.evidence, verdict
 
 
 def test_closes_after_heal_from_half_open_only():
