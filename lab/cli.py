@@ -167,16 +167,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_heal(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .faults import FaultLedger, heal_ledger
+    from .faults import FaultError, FaultLedger, heal_ledger
     from .proxy.client import ToxiproxyClient, ToxiproxyError
     from .stack import backend
 
-    from .scenario import available
-
-    from .faults import FaultError
-
-    settings = Settings.from_env()
-    available()  # scenario modules register the undo functions of the fault kinds they define
+    settings = Settings.from_env()  # each ledger entry names the class that heals it: nothing to import first
     failed: FaultError | None = None
     try:
         healed = asyncio.run(heal_ledger(FaultLedger(settings.state_path / "ledger")))

@@ -5,6 +5,9 @@
      ├── ConfigError           a LAB_* setting is invalid
      ├── BreakerError          circuit breakers
      │    └── CallNotPermitted a breaker refused a call (OPEN, FORCED_OPEN, or HALF_OPEN out of permits)
+     ├── DeadlineExceeded      a retry policy's overall deadline passed before an attempt succeeded
+     ├── DeliveryNotAcked      a workload's send resolved as failed or unknown (its error class is the message)
+     ├── FaultError            a fault's parameters are invalid, or it could not be injected or healed
      ├── ClientError           the resilient clients' infrastructure failures (business errors pass through)
      │    ├── DatabaseUnavailable  Postgres could not be reached or dropped the connection
      │    ├── QueryTimeout         a command ran past its timeout
@@ -18,6 +21,7 @@
           ├── PrivilegeError   cannot create or switch to the user Postgres needs
           ├── StartTimeout     a component did not become healthy in time (with its log tail)
           ├── StateError       a state, ledger or password file is unreadable, unwritable or of the wrong shape
+          ├── Unhealthy        a health probe's exchange failed (what was asked, what came back)
           └── BackendUnavailable  the chosen backend cannot run here (e.g. no Docker engine)
 
 Foreign exceptions (asyncpg, aiokafka, subprocess, HTTP) are translated where
@@ -25,6 +29,11 @@ they are met: the clients' tables are lab/clients/pg_errors.py and kafka_errors.
 """
 
 from __future__ import annotations
+
+__all__ = ["BackendUnavailable", "BinaryNotFound", "BreakerError", "CallNotPermitted", "ClientError", "ConfigError",
+           "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "FaultError", "KafkaTimeout",
+           "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError", "QueryTimeout",
+           "StackError", "StartTimeout", "StateError", "StoreError", "Unhealthy", "UsageError"]
 
 
 class LabError(Exception):
@@ -52,6 +61,14 @@ class CallNotPermitted(BreakerError):
         self.state = state
 
 
+class DeadlineExceeded(LabError):
+    """The retry policy's overall deadline passed before an attempt succeeded."""
+
+
+class FaultError(LabError):
+    """A fault's parameters are invalid, or it could not be injected or healed; names the fault."""
+
+
 class ClientError(LabError):
     pass
 
@@ -74,6 +91,14 @@ class KafkaUnavailable(ClientError):
 
 class KafkaTimeout(ClientError):
     pass
+
+
+class DeliveryNotAcked(LabError):
+    """A resilient send that resolved as failed or unknown (the error class is the message)."""
+
+    def __init__(self, error_class: str) -> None:
+        super().__init__(error_class)
+        self.error_class = error_class
 
 
 class StoreError(LabError):
@@ -110,3 +135,7 @@ class BackendUnavailable(StackError):
 
 class StateError(StackError):
     """Names the file and what is wrong with it."""
+
+
+class Unhealthy(StackError):
+    """A health probe got no good answer: says what it asked and what came back."""

@@ -1,6 +1,6 @@
 """Postgres replies squeezed to 1 KB/s: 3 KB results take 3 s, past the 1 s command timeout."""
 
-from lab.faults.network import ToxicFault, bandwidth
+from lab.faults.network import bandwidth
 from lab.scenario import ClientProfile, Scenario
 
 from ._common import call_bound_s, bounded_and_expected, breaker_cycle, pool_recovered
@@ -13,7 +13,7 @@ SCENARIO = Scenario(
     pg_query="SELECT repeat('x', 3000)",
     # a call that waits out the fault (no timeout of its own) always exceeds the bound, by a second
     fault_s=call_bound_s("pg", ClientProfile()) + 1.0,
-    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", bandwidth(1))],
+    faults=lambda ctx: [ctx.toxic("postgres", bandwidth(1))],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
     recovery_timeout_s=10.0,
 )

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from lab.faults.network import ToxicFault, bandwidth
+from lab.faults.network import bandwidth
 from lab.scenario import ClientProfile, Scenario
 from lab.scenario import checks
 
@@ -20,7 +20,7 @@ SCENARIO = Scenario(
     targets=("pg",),
     profile=PROFILE,
     pg_query=f"SELECT repeat('x', {RESULT_BYTES})",
-    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", bandwidth(RATE_KBPS))],
+    faults=lambda ctx: [ctx.toxic("postgres", bandwidth(RATE_KBPS))],
     checks=lambda p: [
         ("pg: calls delayed by the configured bandwidth",
          checks.fault_delay_matches("pg", DELAY_S, 20, 50, f"{RESULT_BYTES} bytes at {RATE_KBPS} KB/s")),

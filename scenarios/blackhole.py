@@ -1,15 +1,14 @@
 """Postgres and Kafka traffic swallowed (timeout toxic 0, both directions): calls must end by their own timeouts."""
 
-from lab.faults.network import ToxicFault, blackhole
+from lab.faults.network import blackhole
 from lab.scenario import ClientProfile, Scenario
 
 from ._common import call_bound_s, bounded_and_expected, breaker_cycle, no_acked_loss, pool_recovered
 
 
 def faults(ctx):
-    url = ctx.settings.proxy_url
-    return [ToxicFault(ctx.ledger, url, proxy, blackhole(direction))
-            for proxy in ("postgres", "kafka") for direction in ("upstream", "downstream")]
+    return [ctx.toxic(service, blackhole(direction))
+            for service in ("postgres", "kafka") for direction in ("upstream", "downstream")]
 
 
 SCENARIO = Scenario(

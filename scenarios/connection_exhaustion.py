@@ -1,6 +1,5 @@
 """Every Postgres connection slot taken by another client while the pool must reconnect."""
 
-from lab.faults.fd import ConnectionFlood
 from lab.scenario import Scenario
 
 from ._common import bounded_and_expected, breaker_cycle, pool_recovered
@@ -11,6 +10,6 @@ SCENARIO = Scenario(
     pass_criteria="'too many clients' opens the breaker; calls stay bounded; once the flood ends the pool "
                   "recovers with no leaked sessions",
     targets=("pg",),
-    faults=lambda ctx: [ConnectionFlood(ctx.ledger, ctx.settings, drop_via=ctx.settings.proxy_url)],
+    faults=lambda ctx: [ctx.connection_flood(drop_clients=True)],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
 )

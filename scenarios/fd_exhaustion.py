@@ -1,6 +1,5 @@
 """The client out of file descriptors (EMFILE) while its pool must reconnect."""
 
-from lab.faults.fd import ClientFdLimit
 from lab.scenario import Scenario
 
 from ._common import bounded_and_expected, breaker_cycle, pool_recovered
@@ -11,6 +10,6 @@ SCENARIO = Scenario(
     pass_criteria="EMFILE opens the breaker like any connection failure; calls stay bounded; the pool "
                   "recovers once the limit is restored",
     targets=("pg",),
-    faults=lambda ctx: [ClientFdLimit(ctx.ledger, drop_via=ctx.settings.proxy_url)],
+    faults=lambda ctx: [ctx.client_fd_limit(drop_clients=True)],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
 )

@@ -1,6 +1,5 @@
 """Postgres reachable half the time (down 0.4 s, up 0.6 s): HALF_OPEN must never admit more than its permits."""
 
-from lab.faults.network import Flapping
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -16,7 +15,7 @@ SCENARIO = Scenario(
     # it out (with calls of a few ms the first two trials decide before a third call arrives)
     pg_query="SELECT pg_sleep(0.1)",
     fault_s=4.0,
-    faults=lambda ctx: [Flapping(ctx.ledger, ctx.settings.proxy_url, "postgres", down_s=0.4, up_s=0.6)],
+    faults=lambda ctx: [ctx.flapping("postgres", down_s=0.4, up_s=0.6)],
     checks=lambda p: ([("pg: HALF_OPEN admits at most its permits",
                         checks.half_open_permits_respected("pg", p.permits)),
                        ("pg: CLOSED after the heal", checks.closes_after_heal("pg", p.wait_open_s + 4.0))]

@@ -1,6 +1,5 @@
 """The Kafka broker frozen (SIGSTOP / docker pause) for 4 s: sends must resolve by their deadlines, none lost."""
 
-from lab.faults.process import Pause
 from lab.scenario import Scenario
 
 from ._common import bounded_and_expected, breaker_cycle, no_acked_loss
@@ -12,7 +11,7 @@ SCENARIO = Scenario(
                   "message is lost",
     targets=("kafka",),
     fault_s=4.0,
-    faults=lambda ctx: [Pause(ctx.ledger, ctx.settings, "kafka")],
+    faults=lambda ctx: [ctx.pause("kafka")],
     checks=lambda p: breaker_cycle("kafka", p) + bounded_and_expected("kafka", p) + no_acked_loss(),
     recovery_timeout_s=10.0,
 )

@@ -2,7 +2,7 @@
 broker: the producer must keep each send within its deadline, retry through the errors (sends
 begun during the fault get through once it ends), lose nothing acked and duplicate nothing."""
 
-from lab.faults.protocol import KafkaResponseFault, ProtocolToxicFault
+from lab.faults.protocol import KafkaResponseFault
 from lab.scenario import Scenario
 from lab.scenario.protocol_checks import no_unexplained_duplicates, succeeded_after_retry
 from lab.scenario.protocol_targets import KafkaLedgerTarget
@@ -17,8 +17,7 @@ SCENARIO = Scenario(
                   "once it ends; no acknowledged message is lost; no duplicate (nothing refused was written)",
     targets=("kafka",),
     kafka_target=KafkaLedgerTarget,
-    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "kafka",
-                                           KafkaResponseFault("NOT_LEADER_OR_FOLLOWER", "produce", forward=False))],
+    faults=lambda ctx: [ctx.toxic("kafka", KafkaResponseFault("NOT_LEADER_OR_FOLLOWER", "produce", forward=False))],
     checks=lambda p: ([("kafka: sends retried through the errors", succeeded_after_retry("kafka", 0.08, 1)),
                        ("kafka: no duplicate the ledger cannot explain", no_unexplained_duplicates(False))]
                       + bounded_and_expected("kafka", p) + no_acked_loss()),

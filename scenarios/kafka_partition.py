@@ -1,6 +1,5 @@
 """Kafka cut off for 3 s, shorter than the consumer group's 10 s session timeout."""
 
-from lab.faults.network import Partition
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -13,7 +12,7 @@ SCENARIO = Scenario(
                   "the consumer keeps its group membership (no rebalance) and consumes every acked message",
     targets=("kafka",),
     consumer_session_s=10.0,
-    faults=lambda ctx: [Partition(ctx.ledger, ctx.settings.proxy_url, "kafka")],
+    faults=lambda ctx: [ctx.partition("kafka")],
     checks=lambda p: (breaker_cycle("kafka", p) + bounded_and_expected("kafka", p) + no_acked_loss()
                       + [("consumer kept its membership", checks.probe_passes("kafka.kept_membership")),
                          ("consumer consumed every acked message", checks.probe_passes("kafka.consumed"))]),

@@ -1,7 +1,6 @@
 """Kafka cut off for 14 s, longer than the consumer group's 10 s session timeout: the member is
 expired and must rejoin, then consume everything that was acknowledged."""
 
-from lab.faults.network import Partition
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -15,7 +14,7 @@ SCENARIO = Scenario(
     targets=("kafka",),
     consumer_session_s=10.0,
     fault_s=14.0,
-    faults=lambda ctx: [Partition(ctx.ledger, ctx.settings.proxy_url, "kafka")],
+    faults=lambda ctx: [ctx.partition("kafka")],
     checks=lambda p: (breaker_cycle("kafka", p) + bounded_and_expected("kafka", p) + no_acked_loss()
                       + [("consumer rejoined the group", checks.probe_passes("kafka.rejoined")),
                          ("consumer consumed every acked message", checks.probe_passes("kafka.consumed"))]),

@@ -2,7 +2,7 @@
 REQUEST_TIMED_OUT: the producer's ledger must call those sends unknown (not failed, not acked)
 and the read-back must find them, so the checker tells "unknown" from "lost"."""
 
-from lab.faults.protocol import KafkaResponseFault, ProtocolToxicFault
+from lab.faults.protocol import KafkaResponseFault
 from lab.scenario import Scenario
 from lab.scenario import checks
 from lab.scenario.protocol_checks import no_unexplained_duplicates, unknown_found_not_lost
@@ -18,8 +18,7 @@ SCENARIO = Scenario(
                   "lost; duplicates only from retries of unacknowledged writes; sends recover after the heal",
     targets=("kafka",),
     kafka_target=KafkaLedgerTarget,
-    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "kafka",
-                                           KafkaResponseFault("REQUEST_TIMED_OUT", "produce", forward=True))],
+    faults=lambda ctx: [ctx.toxic("kafka", KafkaResponseFault("REQUEST_TIMED_OUT", "produce", forward=True))],
     checks=lambda p: ([("kafka: unknown sends found written, none lost", unknown_found_not_lost()),
                        ("kafka: duplicates only from unacknowledged writes", no_unexplained_duplicates(True)),
                        ("kafka: every call returns by its own timeout",

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from lab.faults.network import ToxicFault, latency
+from lab.faults.network import latency
 from lab.scenario import ClientProfile, Scenario
 from lab.scenario import checks
 
@@ -21,7 +21,7 @@ SCENARIO = Scenario(
                   "calls stay within their timeouts; the pool recovers",
     targets=("pg",),
     profile=PROFILE,
-    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", latency(LATENCY_MS))],
+    faults=lambda ctx: [ctx.toxic("postgres", latency(LATENCY_MS))],
     checks=lambda p: ([("pg: opened by the slow-call rate", checks.opened_because("pg", "slow call rate")),
                        # the fastest call inside the fault shows what the proxy injected: half (a latency
                        # halved) or twice (the toxic acting on requests too) is outside the tolerance

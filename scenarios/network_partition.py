@@ -1,6 +1,5 @@
 """Postgres and Kafka cut off (proxies disabled: connections refused and closed) for 3 s."""
 
-from lab.faults.network import Partition
 from lab.scenario import Scenario
 
 from ._common import breaker_cycle, bounded_and_expected, no_acked_loss, pool_recovered
@@ -11,8 +10,7 @@ SCENARIO = Scenario(
     pass_criteria="both breakers open within their windows, go HALF_OPEN after 1 s, close after the heal; every "
                   "call returns within its timeout; the pool recovers with no leaked sessions; no acked loss",
     targets=("pg", "kafka"),
-    faults=lambda ctx: [Partition(ctx.ledger, ctx.settings.proxy_url, "postgres"),
-                        Partition(ctx.ledger, ctx.settings.proxy_url, "kafka")],
+    faults=lambda ctx: [ctx.partition("postgres"), ctx.partition("kafka")],
     checks=lambda p: (breaker_cycle("pg", p) + breaker_cycle("kafka", p) + bounded_and_expected("pg", p)
                       + bounded_and_expected("kafka", p) + pool_recovered() + no_acked_loss()),
 )

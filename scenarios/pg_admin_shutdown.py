@@ -1,7 +1,7 @@
 """The server terminates every session that runs the workload's query (57P01 admin_shutdown,
 FATAL, then the connection closes), as an administrator's pg_terminate_backend would."""
 
-from lab.faults.protocol import PgStatementFault, ProtocolToxicFault
+from lab.faults.protocol import PgStatementFault
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -17,8 +17,7 @@ SCENARIO = Scenario(
                   "calls stay within their timeouts",
     targets=("pg",),
     pg_query=QUERY,
-    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres",
-                                           PgStatementFault("lab_admin_shutdown", "57P01"))],
+    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault("lab_admin_shutdown", "57P01"))],
     checks=lambda p: ([("pg: the fault killed sessions", checks.failures_during_fault("pg", 5))]
                       + breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered()),
 )

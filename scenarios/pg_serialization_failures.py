@@ -1,7 +1,7 @@
 """30% of the workload's conflicting statements answered with 40001 serialization_failure, by the
 postgres toxic (the server itself raises it, so the transaction really is rolled back)."""
 
-from lab.faults.protocol import PgStatementFault, ProtocolToxicFault
+from lab.faults.protocol import PgStatementFault
 from lab.scenario import Scenario
 from lab.scenario import checks
 from lab.scenario.protocol_targets import TXN_MARKER, PgTxnTarget
@@ -16,8 +16,7 @@ SCENARIO = Scenario(
                   "and nothing a failed attempt wrote survives; the pool recovers",
     targets=("pg",),
     pg_target=PgTxnTarget,
-    faults=lambda ctx: [ProtocolToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres",
-                                           PgStatementFault(TXN_MARKER, "40001", probability=0.3))],
+    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault(TXN_MARKER, "40001", probability=0.3))],
     checks=lambda p: [
         ("pg: 40001 transactions were rerun", checks.probe_passes("pg.retried")),
         ("pg: every transaction committed", checks.probe_passes("pg.all_committed")),

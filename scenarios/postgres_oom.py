@@ -1,7 +1,6 @@
 """Postgres capped at 64 MB (a cgroup locally, docker update on compose) while a query needs more:
 the kernel OOM-kills backends, the postmaster runs crash recovery, and every session is cut."""
 
-from lab.faults.memory import MemoryLimit, MemoryTrigger
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -16,8 +15,7 @@ SCENARIO = Scenario(
                   "(never a raw driver exception); calls stay bounded; the pool recovers with no leaked sessions. "
                   "Crash recovery takes milliseconds here, so the breaker need not open",
     targets=("pg",),
-    faults=lambda ctx: [MemoryLimit(ctx.ledger, ctx.settings, "postgres", 64 * 1024 * 1024),
-                        MemoryTrigger(ctx.ledger, ctx.settings, HOG)],
+    faults=lambda ctx: [ctx.memory_limit("postgres", 64 * 1024 * 1024), ctx.memory_trigger(HOG)],
     checks=lambda p: ([("the memory limit bit: queries were killed", checks.fault_observed(
                           "memory_trigger:postgres", "failed", 1, "hungry queries killed")),
                        ("pg: calls failed during the fault", checks.failures_during_fault("pg"))]

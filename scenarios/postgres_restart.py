@@ -1,6 +1,5 @@
 """Postgres SIGKILLed for 3 s, then started again: the pool must reconnect by itself."""
 
-from lab.faults.process import KillRestart
 from lab.scenario import Scenario
 
 from ._common import bounded_and_expected, breaker_cycle, pool_recovered
@@ -11,7 +10,7 @@ SCENARIO = Scenario(
     pass_criteria="the breaker opens, cycles and closes after the restart; calls stay bounded; the pool "
                   "reconnects to idle == size with no leaked sessions",
     targets=("pg",),
-    faults=lambda ctx: [KillRestart(ctx.ledger, ctx.settings, "postgres")],
+    faults=lambda ctx: [ctx.kill_restart("postgres")],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
     recovery_timeout_s=10.0,
 )

@@ -1,6 +1,6 @@
 """Every Postgres query reset (TCP RST) 50 ms after it is sent: connections must be replaced, none leaked."""
 
-from lab.faults.network import ToxicFault, reset_peer
+from lab.faults.network import reset_peer
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -12,7 +12,7 @@ SCENARIO = Scenario(
     pass_criteria="the breaker opens and closes; broken connections are replaced; no server session leaks",
     targets=("pg",),
     pg_query="SELECT pg_sleep(0.1)",
-    faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", reset_peer(50, "upstream"))],
+    faults=lambda ctx: [ctx.toxic("postgres", reset_peer(50, "upstream"))],
     checks=lambda p: (breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered()
                       + [("pg: the reset reached the client as a RST",
                           checks.failed_with_cause("pg", "ConnectionResetError", 1, "connection resets"))]),

@@ -1,7 +1,13 @@
-"""Faults that always heal, and the ledger that lets `python -m lab heal` undo a killed run's faults."""
+"""Faults that always heal, and the ledger that lets `python -m lab heal` undo a killed run's faults.
+
+Each fault kind is one class holding its inject and its heal (``heal_from``); the ledger names
+the class by import path, so healing needs nothing registered beforehand.
+"""
 
 from . import fd, memory, network, process
-from .base import Fault, FaultError, heal_ledger
+from .base import Fault
+from .heal import heal_ledger
 from .ledger import FaultLedger
+from ..errors import FaultError  # re-exported: lab.faults.FaultError is where callers have always found it
 
 __all__ = ["Fault", "FaultError", "FaultLedger", "fd", "heal_ledger", "memory", "network", "process"]

@@ -1,11 +1,15 @@
-"""Fault: an async context manager that injects on enter and always heals on exit.
+"""Fault: one class per kind that holds both its inject and its heal (a Jepsen nemesis).
 
-* parameters are frozen dataclasses, validated before anything is touched;
-* the fault is written to the ledger before it is injected;
+* parameters are validated before anything is touched;
+* the fault is written to the ledger before it is injected, naming its class by import path
+  (``module:QualName``) with the data its heal needs (``heal_data()``);
+* the heal is the class's own ``heal_from(data)`` classmethod: the instance calls it on exit, and
+  ``python -m lab heal`` in another process imports the class the ledger names and calls the same
+  method with the same data, so the heal of any fault is one hop from its class;
 * if injecting fails half-way, whatever was done is healed before the error propagates;
-* ``__aexit__`` heals on success, exception and cancellation: the heal is
-  shielded from cancellation and bounded in time;
-* ``heal()`` is idempotent and works with no prior inject (it reads the ledger's undo data);
+* ``__aexit__`` heals on success, exception and cancellation: the heal is shielded from
+  cancellation and bounded in time;
+* ``heal()`` is idempotent and works with no prior inject;
 * injecting the same fault twice (same key) is an error.
 """
 
@@ -13,18 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from ..errors import LabError, StateError
+from ..errors import FaultError, StateError
 from .ledger import FaultLedger
+
+__all__ = ["HEAL_TIMEOUT_S", "Fault", "FaultError", "class_file", "class_path", "non_negative", "positive"]
 
 log = logging.getLogger("lab.faults")
 HEAL_TIMEOUT_S = 15.0
-
-
-class FaultError(LabError):
-    pass
 
 
 def positive(name: str, value: float) -> None:
@@ -37,11 +40,21 @@ def non_negative(name: str, value: float) -> None:
         raise FaultError(f"{name} must be >= 0, got {value!r}")
 
 
-class Fault:
-    """Subclasses set ``kind``, build ``key()`` and ``undo()``, and implement ``_inject``.
+def class_path(cls: type) -> str:
+    """``module:QualName``: what the ledger records so that another process can import the class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
-    Undo functions are registered by kind in ``UNDO`` so the ledger can heal
-    without the Fault object.
+
+def class_file(cls: type) -> str | None:
+    """The file defining ``cls``: how ``lab heal`` finds a class whose module is not importable by name."""
+    module = sys.modules.get(cls.__module__)
+    return getattr(module, "__file__", None)
+
+
+class Fault:
+    """Subclasses set ``kind``, build ``key()`` and ``heal_data()``, and implement ``_inject`` and ``heal_from``.
+
+    ``heal_from`` must be harmless when nothing was injected, and when run twice.
     """
 
     kind = "fault"
@@ -55,15 +68,22 @@ class Fault:
     def key(self) -> str:
         raise NotImplementedError
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
+        """Everything ``heal_from`` needs, as JSON: recorded before the fault is injected."""
         raise NotImplementedError
 
     async def _inject(self) -> dict[str, Any] | None:
-        """Inject; may return undo data learned while injecting (pids, previous limits)."""
+        """Inject; may return heal data learned while injecting (pids, previous limits)."""
+        raise NotImplementedError
+
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        """Undo this kind of fault from its ledger data alone (no instance: maybe another process)."""
         raise NotImplementedError
 
     async def inject(self) -> None:
-        self.entry = self.ledger.open(self.kind, self.key(), self.undo())
+        self.entry = self.ledger.open(class_path(type(self)), self.kind, self.key(), self.heal_data(),
+                                      fault_file=class_file(type(self)))
         try:
             learned = await self._inject()
         except BaseException as original:
@@ -83,7 +103,7 @@ class Fault:
     async def heal(self) -> None:
         if self.entry is None or self.entry["state"] == "healed":
             return
-        await heal_entry(self.entry)
+        await asyncio.wait_for(type(self).heal_from(self.entry["heal_data"]), HEAL_TIMEOUT_S)
         self.ledger.mark_healed(self.entry)
         self.healed_at = time.monotonic()
 
@@ -104,48 +124,4 @@ class Fault:
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key(), **{k: v for k, v in self.undo().items()}}
-
-
-UNDO: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
-
-
-def undo_for(kind: str) -> Callable[[Callable[[dict[str, Any]], Awaitable[None]]], Callable[[dict[str, Any]], Awaitable[None]]]:
-    def register(fn: Callable[[dict[str, Any]], Awaitable[None]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
-        UNDO[kind] = fn
-        return fn
-
-    return register
-
-
-async def heal_entry(entry: dict[str, Any]) -> None:
-    undo = UNDO.get(entry["kind"])
-    if undo is None:
-        raise FaultError(f"no way to heal fault kind {entry['kind']!r} (ledger entry {entry['id']})")
-    await asyncio.wait_for(undo(entry["undo"]), HEAL_TIMEOUT_S)
-
-
-async def heal_ledger(ledger: FaultLedger) -> list[str]:
-    """Undo every unhealed fault in the ledger; returns their keys. Safe to run twice.
-
-    Every good entry is healed even when others fail or cannot be read; then
-    one FaultError names each failure and each bad entry (by file and problem).
-    """
-    from . import fd, memory, network, process  # noqa: F401  (register their undo functions)
-
-    entries, bad = ledger.read()
-    healed, failed = [], [str(b) for b in bad]
-    for entry in entries:
-        if entry["state"] == "healed":
-            continue
-        try:
-            await heal_entry(entry)
-            ledger.mark_healed(entry)
-        except Exception as err:  # heal the others first; report this one after
-            failed.append(f"{entry['key']} ({ledger.directory / (entry['id'] + '.json')}): {err}")
-            continue
-        healed.append(entry["key"])
-    if failed:
-        raise FaultError(f"healed {len(healed)} fault{'s' if len(healed) != 1 else ''} but could not heal "
-                         f"{len(failed)}: {'; '.join(failed)}")
-    return healed
+        return {"kind": self.kind, "key": self.key(), **self.heal_data()}

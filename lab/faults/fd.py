@@ -10,12 +10,16 @@ from typing import Any
 import asyncpg
 
 from ..config import Settings
+from ..errors import ClientError
 from ..stack import limits
 from ..stack.backend import running
-from ..errors import ClientError
 from . import pgadmin
-from .base import Fault, FaultError, positive, undo_for
+from .base import Fault, FaultError, positive
 from .ledger import FaultLedger
+from .network import disable_proxy, enable_proxy
+from .process import recorded_settings
+
+__all__ = ["FLOOD_APPLICATION", "ClientFdLimit", "ConnectionFlood", "ServerFdLimit"]
 
 FLOOD_APPLICATION = "chaoslab-flood"
 
@@ -35,28 +39,15 @@ class ServerFdLimit(Fault):
     def key(self) -> str:
         return f"fd_limit:{self.component}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"process": self.main.to_json(), "previous_soft": self.previous_soft}
 
     async def _inject(self) -> None:
         await asyncio.to_thread(limits.lower_nofile, self.main, self.nofile)
 
-
-@undo_for("fd_limit")
-async def _restore_fd_limit(undo: dict[str, Any]) -> None:
-    await asyncio.to_thread(limits.restore_nofile, undo)
-
-
-async def _disable(api_url: str, proxy: str) -> None:
-    from ..proxy.client import ToxiproxyClient
-
-    await ToxiproxyClient(api_url).disable(proxy)
-
-
-async def _enable(api_url: str, proxy: str) -> None:
-    from ..proxy.client import ToxiproxyClient
-
-    await ToxiproxyClient(api_url).enable(proxy)
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(limits.restore_nofile, data)
 
 
 class ConnectionFlood(Fault):
@@ -78,14 +69,14 @@ class ConnectionFlood(Fault):
     def key(self) -> str:
         return "flood:postgres"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"settings": self.settings.to_env(), "drop_via": self.drop_via}
 
     async def _inject(self) -> dict[str, Any]:
         first = await pgadmin.connect(self.settings, FLOOD_APPLICATION)
         self.connections.append(first)
         if self.drop_via:
-            await _disable(self.drop_via, "postgres")
+            await disable_proxy(self.drop_via, "postgres")
             await _settle(first)
         limit = int(await first.fetchval("SHOW max_connections"))
         reserved = int(await first.fetchval("SHOW superuser_reserved_connections"))
@@ -98,13 +89,19 @@ class ConnectionFlood(Fault):
             except ClientError:  # too many clients: the flood is complete
                 break
         if self.drop_via:
-            await _enable(self.drop_via, "postgres")
+            await enable_proxy(self.drop_via, "postgres")
         return {"opened": len(self.connections), "max_connections": limit, "reserved": reserved}
 
     async def heal(self) -> None:
         connections, self.connections = self.connections, []
         await asyncio.gather(*(c.close(timeout=2) for c in connections), return_exceptions=True)
         await super().heal()
+
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        if data.get("drop_via"):
+            await enable_proxy(data["drop_via"], "postgres")
+        await pgadmin.end_sessions(recorded_settings(data), FLOOD_APPLICATION)
 
 
 async def _settle(conn: asyncpg.Connection, max_s: float = 2.0) -> None:
@@ -116,13 +113,6 @@ async def _settle(conn: asyncpg.Connection, max_s: float = 2.0) -> None:
         if others == 0:
             return
         await asyncio.sleep(0.02)
-
-
-@undo_for("flood")
-async def _end_flood(undo: dict[str, Any]) -> None:
-    if undo.get("drop_via"):
-        await _enable(undo["drop_via"], "postgres")
-    await pgadmin.end_sessions(Settings.from_env({**os.environ, **undo["settings"]}), FLOOD_APPLICATION)
 
 
 class ClientFdLimit(Fault):
@@ -143,20 +133,16 @@ class ClientFdLimit(Fault):
         self.previous = resource.getrlimit(resource.RLIMIT_NOFILE)
 
     def key(self) -> str:
-        import os
-
         return f"client_fd_limit:{os.getpid()}"
 
-    def undo(self) -> dict[str, Any]:
-        import os
-
+    def heal_data(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "soft": self.previous[0], "hard": self.previous[1], "drop_via": self.drop_via}
 
     async def _inject(self) -> None:
         if not self.drop_via:
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.STDIO, self.previous[1]))
             return
-        await _disable(self.drop_via, "postgres")
+        await disable_proxy(self.drop_via, "postgres")
         await asyncio.sleep(0.2)  # the clients see their connections close and release the sockets
         reader, writer = await asyncio.open_connection(*_host_port(self.drop_via))  # opened before the limit
         try:
@@ -164,6 +150,14 @@ class ClientFdLimit(Fault):
             await _raw_enable(reader, writer, "postgres")
         finally:
             writer.close()
+
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        if data["pid"] == os.getpid():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (data["soft"], data["hard"]))
+        # another process's own limit died with it: nothing to undo
+        if data.get("drop_via"):
+            await enable_proxy(data["drop_via"], "postgres")
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -181,14 +175,3 @@ async def _raw_enable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     status = await asyncio.wait_for(reader.readline(), 5)
     if b" 200 " not in status:
         raise FaultError(f"re-enabling proxy {proxy} failed: {status!r}")
-
-
-@undo_for("client_fd_limit")
-async def _restore_client_limit(undo: dict[str, Any]) -> None:
-    import os
-
-    if undo["pid"] == os.getpid():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (undo["soft"], undo["hard"]))
-    # another process's own limit died with it: nothing to undo
-    if undo.get("drop_via"):
-        await _enable(undo["drop_via"], "postgres")

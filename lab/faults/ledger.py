@@ -1,12 +1,18 @@
 """The fault ledger (.lab/ledger/): every fault is written here BEFORE it is injected.
 
-One JSON file per fault, replaced atomically: {"id", "kind", "key", "undo",
-"state": injecting|active|healed, "injected_at", "healed_at"}. ``undo`` holds
-everything needed to reverse the fault without the process that made it, so
-``python -m lab heal`` can undo what a killed run left behind, and running it
-twice is harmless.
+One JSON file per fault, replaced atomically (format 2): {"format": 2, "id", "fault", "kind",
+"key", "heal_data", "state": injecting|active|healed, "injected_at", "healed_at"}, and
+"fault_file" where known. ``fault`` names the class that heals the entry by import path
+(``module:QualName``), ``heal_data`` holds everything its ``heal_from`` needs without the
+process that made the fault, so ``python -m lab heal`` can undo what a killed run left behind,
+and running it twice is harmless.
 
-Entries are written atomically and fsynced (0600 in a 0700 directory: undo data
+Format 1 (no "format" field; written by chaoslab before fault classes held their own heal:
+{"id", "kind", "key", "undo", "state", ...}) is read as format 2: its kind names the class
+through ``FORMAT_1_FAULTS`` and its ``undo`` data is the same heal data. A format-1 kind not
+in that table, or a format newer than this code, is a ``BadEntry`` that says so.
+
+Entries are written atomically and fsynced (0600 in a 0700 directory: heal data
 may hold a DSN with the Postgres password). They are validated on read: an
 entry that is not valid JSON or lacks a field is a ``BadEntry`` naming its file
 and the problem, reported by ``read()`` and never skipped silently (a truncated
@@ -22,12 +28,33 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import LabError
+from ..errors import FaultError
 from ..files import private_dir, write_private
+
+__all__ = ["ACTIVE", "FORMAT", "FORMAT_1_FAULTS", "HEALED", "INJECTING", "STATES", "BadEntry", "FaultLedger",
+           "validate"]
 
 INJECTING, ACTIVE, HEALED = "injecting", "active", "healed"
 STATES = (INJECTING, ACTIVE, HEALED)
-REQUIRED = {"id": str, "kind": str, "key": str, "undo": dict, "state": str}
+FORMAT = 2
+REQUIRED = {"id": str, "fault": str, "kind": str, "key": str, "heal_data": dict, "state": str}
+FORMAT_1_REQUIRED = {"id": str, "kind": str, "key": str, "undo": dict, "state": str}
+#: the classes that heal what format 1 called each kind (their heal data is format 1's undo data, unchanged)
+FORMAT_1_FAULTS = {
+    "toxic": "lab.faults.network:ToxicFault",
+    "partition": "lab.faults.network:Partition",
+    "flapping": "lab.faults.network:Flapping",
+    "drop": "lab.faults.network:Partition",  # DropConnections is gone; its heal was the partition's (enable)
+    "pause": "lab.faults.process:Pause",
+    "kill": "lab.faults.process:KillRestart",
+    "crash": "lab.faults.process:CrashBackend",
+    "fd_limit": "lab.faults.fd:ServerFdLimit",
+    "flood": "lab.faults.fd:ConnectionFlood",
+    "client_fd_limit": "lab.faults.fd:ClientFdLimit",
+    "memory_limit": "lab.faults.memory:MemoryLimit",
+    "memory_trigger": "lab.faults.memory:MemoryTrigger",
+    "memory_hog": "lab.faults.memory:MemoryHog",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,16 +77,37 @@ def validate(path: Path, text: str) -> dict[str, Any]:
                          f"then delete the file") from None
     if not isinstance(entry, dict):
         raise ValueError(f"not a JSON object but a {type(entry).__name__}")
-    for field, kind in REQUIRED.items():
-        if field not in entry:
-            raise ValueError(f"missing the field {field!r}")
-        if not isinstance(entry[field], kind):
-            raise ValueError(f"field {field!r} is {type(entry[field]).__name__}, not {kind.__name__}")
+    version = entry.get("format", 1)
+    if version == 1:
+        _require(entry, FORMAT_1_REQUIRED)
+        entry = _from_format_1(entry)
+    elif version == FORMAT:
+        _require(entry, REQUIRED)
+    else:
+        raise ValueError(f"ledger format {version!r}, which this chaoslab (format {FORMAT}) cannot read: heal it "
+                         f"with the chaoslab that wrote it, or undo it by hand and delete the file")
     if entry["state"] not in STATES:
         raise ValueError(f"field 'state' is {entry['state']!r}, not one of {', '.join(STATES)}")
     if f"{entry['id']}.json" != path.name:
         raise ValueError(f"its id {entry['id']!r} does not match the file name")
     return entry
+
+
+def _require(entry: dict[str, Any], fields: dict[str, type]) -> None:
+    for field, kind in fields.items():
+        if field not in entry:
+            raise ValueError(f"missing the field {field!r}")
+        if not isinstance(entry[field], kind):
+            raise ValueError(f"field {field!r} is {type(entry[field]).__name__}, not {kind.__name__}")
+
+
+def _from_format_1(entry: dict[str, Any]) -> dict[str, Any]:
+    fault = FORMAT_1_FAULTS.get(entry["kind"])
+    if fault is None:
+        raise ValueError(f"ledger format 1 names the fault kind {entry['kind']!r}, which no class of this chaoslab "
+                         f"heals: undo it by hand, then delete the file")
+    upgraded = {k: v for k, v in entry.items() if k != "undo"}
+    return {**upgraded, "format": FORMAT, "fault": fault, "heal_data": entry["undo"]}
 
 
 class FaultLedger:
@@ -73,23 +121,25 @@ class FaultLedger:
         private_dir(self.directory)
         write_private(self._path(entry["id"]), json.dumps(entry, sort_keys=True).encode())
 
-    def open(self, kind: str, key: str, undo: dict[str, Any]) -> dict[str, Any]:
-        """Record a fault about to be injected.
+    def open(self, fault: str, kind: str, key: str, heal_data: dict[str, Any],
+             fault_file: str | None = None) -> dict[str, Any]:
+        """Record a fault about to be injected: ``fault`` is the ``module:QualName`` of the class that heals it.
 
         Refuses a second active fault with the same key, and any fault while an
         unreadable entry (which may be that same fault, still in force) is in the ledger.
         """
-        from .base import FaultError
-
         entries, bad = self.read()
         if bad:
             raise FaultError(f"{bad[0]}; fix or remove it (see `python -m lab heal`) before injecting {key!r}")
         for entry in entries:
             if entry["state"] != HEALED and entry["key"] == key:
-                raise LabError(f"fault {key!r} is already injected (ledger entry {entry['id']}); heal it first "
-                               f"(`python -m lab heal`)")
-        entry = {"id": f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}", "kind": kind, "key": key,
-                 "undo": undo, "state": INJECTING, "injected_at": time.time(), "healed_at": None}
+                raise FaultError(f"fault {key!r} is already injected (ledger entry {entry['id']}); heal it first "
+                                 f"(`python -m lab heal`)")
+        entry = {"format": FORMAT, "id": f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}", "fault": fault,
+                 "kind": kind, "key": key, "heal_data": heal_data, "state": INJECTING, "injected_at": time.time(),
+                 "healed_at": None}
+        if fault_file:
+            entry["fault_file"] = fault_file
         self._write(entry)
         return entry
 
@@ -97,8 +147,8 @@ class FaultLedger:
         entry.update(changes)
         self._write(entry)
 
-    def mark_active(self, entry: dict[str, Any], **undo_changes: Any) -> None:
-        entry["undo"].update(undo_changes)
+    def mark_active(self, entry: dict[str, Any], **learned: Any) -> None:
+        entry["heal_data"].update(learned)
         self.update(entry, state=ACTIVE)
 
     def mark_healed(self, entry: dict[str, Any]) -> None:
@@ -127,11 +177,3 @@ class FaultLedger:
 
     def unhealed(self) -> list[dict[str, Any]]:
         return [e for e in self.entries() if e["state"] != HEALED]
-
-    def clear_healed(self) -> int:
-        removed = 0
-        for entry in list(self.entries()):
-            if entry["state"] == HEALED:
-                self._path(entry["id"]).unlink(missing_ok=True)
-                removed += 1
-        return removed

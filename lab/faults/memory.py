@@ -9,15 +9,17 @@ import subprocess
 import sys
 from typing import Any
 
+from ..clients.pg_errors import translated
 from ..config import Settings
+from ..errors import ClientError
 from ..stack import procs
 from ..stack.backend import running
-from ..clients.pg_errors import translated
-from ..errors import ClientError
 from . import pgadmin
-from .base import Fault, FaultError, positive, undo_for
+from .base import Fault, FaultError, positive
 from .ledger import FaultLedger
-from .process import backend_of
+from .process import backend_of, recorded_settings
+
+__all__ = ["MemoryHog", "MemoryLimit", "MemoryTrigger"]
 
 
 class MemoryLimit(Fault):
@@ -37,29 +39,28 @@ class MemoryLimit(Fault):
     def key(self) -> str:
         return f"memory_limit:{self.component}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"component": self.component, "settings": self.settings.to_env(), "limit": None}
 
     async def _inject(self) -> None:
         def record(limit: dict[str, Any]) -> None:  # called by the backend before it changes anything
             assert self.entry is not None
-            self.ledger.update(self.entry, undo={**self.undo(), "limit": limit})
+            self.ledger.update(self.entry, heal_data={**self.heal_data(), "limit": limit})
 
         await asyncio.to_thread(self.backend.set_memory_limit, self.component, self.limit_bytes, record)
 
     async def heal(self) -> None:
-        if self.entry is not None and self.entry["undo"].get("limit") and self.oom_kills is None:
-            self.oom_kills = self.backend.oom_kills(self.entry["undo"]["limit"])  # read before it is undone
+        if self.entry is not None and self.entry["heal_data"].get("limit") and self.oom_kills is None:
+            self.oom_kills = self.backend.oom_kills(self.entry["heal_data"]["limit"])  # read before it is undone
         await super().heal()
 
     def report(self) -> dict[str, Any]:
         return {"oom_kills": self.oom_kills or 0}
 
-
-@undo_for("memory_limit")
-async def _restore_memory_limit(undo: dict[str, Any]) -> None:
-    if undo.get("limit"):
-        await asyncio.to_thread(backend_of(undo).restore_memory_limit, undo["limit"])
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        if data.get("limit"):
+            await asyncio.to_thread(backend_of(data).restore_memory_limit, data["limit"])
 
 
 class MemoryTrigger(Fault):
@@ -86,7 +87,7 @@ class MemoryTrigger(Fault):
     def key(self) -> str:
         return "memory_trigger:postgres"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"settings": self.settings.to_env()}
 
     async def _inject(self) -> None:
@@ -121,10 +122,9 @@ class MemoryTrigger(Fault):
     def report(self) -> dict[str, Any]:
         return {"runs": self.runs, "failed": self.killed}
 
-
-@undo_for("memory_trigger")
-async def _stop_trigger(undo: dict[str, Any]) -> None:
-    await pgadmin.end_sessions(Settings.from_env({**os.environ, **undo["settings"]}), MemoryTrigger.APPLICATION)
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        await pgadmin.end_sessions(recorded_settings(data), cls.APPLICATION)
 
 
 class MemoryHog(Fault):
@@ -142,7 +142,7 @@ class MemoryHog(Fault):
     def key(self) -> str:
         return f"memory_hog:{self.size_mb}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"process": None}
 
     async def _inject(self) -> dict[str, Any]:
@@ -160,10 +160,9 @@ class MemoryHog(Fault):
             self.proc.wait(5)
         await super().heal()
 
-
-@undo_for("memory_hog")
-async def _kill_hog(undo: dict[str, Any]) -> None:
-    if undo.get("process"):
-        record = procs.ProcessRecord.from_json(undo["process"])
-        if procs.is_ours(record):
-            os.kill(record.pid, signal.SIGKILL)
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        if data.get("process"):
+            record = procs.ProcessRecord.from_json(data["process"])
+            if procs.is_ours(record):
+                os.kill(record.pid, signal.SIGKILL)

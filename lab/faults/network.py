@@ -7,8 +7,11 @@ import dataclasses
 from typing import Any
 
 from ..proxy.client import NotFound, ToxiproxyClient
-from .base import Fault, FaultError, non_negative, positive, undo_for
+from .base import Fault, FaultError, non_negative, positive
 from .ledger import FaultLedger
+
+__all__ = ["DIRECTIONS", "Flapping", "Partition", "ProxyFault", "ToxicFault", "ToxicSpec", "bandwidth", "blackhole",
+           "disable_proxy", "enable_proxy", "latency", "limit_data", "reset_peer", "slicer", "slow_close"]
 
 DIRECTIONS = ("upstream", "downstream")
 
@@ -66,11 +69,6 @@ def blackhole(direction: str = "downstream") -> ToxicSpec:
     return ToxicSpec("timeout", direction, timeout_ms=0)
 
 
-def idle_timeout(timeout_ms: int, direction: str = "downstream") -> ToxicSpec:
-    positive("timeout_ms", timeout_ms)
-    return ToxicSpec("timeout", direction, timeout_ms=timeout_ms)
-
-
 def reset_peer(timeout_ms: int = 0, direction: str = "downstream") -> ToxicSpec:
     return ToxicSpec("reset_peer", direction, timeout_ms=timeout_ms)
 
@@ -89,8 +87,18 @@ def limit_data(bytes_limit: int, direction: str = "downstream") -> ToxicSpec:
     return ToxicSpec("limit_data", direction, bytes_limit=bytes_limit)
 
 
+async def enable_proxy(api_url: str, proxy: str) -> None:
+    """The proxy accepts connections again: the heal of every fault that disables a proxy (the one place)."""
+    await ToxiproxyClient(api_url).enable(proxy)
+
+
+async def disable_proxy(api_url: str, proxy: str) -> None:
+    """New connections refused, open ones closed."""
+    await ToxiproxyClient(api_url).disable(proxy)
+
+
 class ToxicFault(Fault):
-    """One toxic on one proxy (one direction)."""
+    """One toxic on one proxy (one direction); healed by removing the toxic by name."""
 
     kind = "toxic"
 
@@ -102,7 +110,7 @@ class ToxicFault(Fault):
     def key(self) -> str:
         return f"toxic:{self.proxy}:{self.toxic_name}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"api": self.api_url, "proxy": self.proxy, "toxic": self.toxic_name, "type": self.spec.type,
                 "direction": self.spec.direction, "attributes": self.spec.attributes()}
 
@@ -111,40 +119,42 @@ class ToxicFault(Fault):
                                                       stream=self.spec.direction, toxicity=self.spec.toxicity,
                                                       attributes=self.spec.attributes())
 
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        try:
+            await ToxiproxyClient(data["api"]).remove_toxic(data["proxy"], data["toxic"])
+        except NotFound:
+            pass  # never added, or already removed
 
-@undo_for("toxic")
-async def _remove_toxic(undo: dict[str, Any]) -> None:
-    try:
-        await ToxiproxyClient(undo["api"]).remove_toxic(undo["proxy"], undo["toxic"])
-    except NotFound:
-        pass  # never added, or already removed
 
-
-class Partition(Fault):
-    """The proxy disabled: new connections refused, open ones closed."""
-
-    kind = "partition"
+class ProxyFault(Fault):
+    """A fault that takes one proxy down; healed by enabling it again."""
 
     def __init__(self, ledger: FaultLedger, api_url: str, proxy: str) -> None:
         super().__init__(ledger)
         self.api_url, self.proxy = api_url, proxy
 
     def key(self) -> str:
-        return f"partition:{self.proxy}"
+        return f"{self.kind}:{self.proxy}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"api": self.api_url, "proxy": self.proxy}
 
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        await enable_proxy(data["api"], data["proxy"])
+
+
+class Partition(ProxyFault):
+    """The proxy disabled: new connections refused, open ones closed."""
+
+    kind = "partition"
+
     async def _inject(self) -> None:
-        await ToxiproxyClient(self.api_url).disable(self.proxy)
+        await disable_proxy(self.api_url, self.proxy)
 
 
-@undo_for("partition")
-async def _enable(undo: dict[str, Any]) -> None:
-    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])
-
-
-class Flapping(Fault):
+class Flapping(ProxyFault):
     """The proxy goes down and up again: ``down_s`` disabled, ``up_s`` enabled, until healed."""
 
     kind = "flapping"
@@ -152,28 +162,21 @@ class Flapping(Fault):
     def __init__(self, ledger: FaultLedger, api_url: str, proxy: str, down_s: float, up_s: float) -> None:
         positive("down_s", down_s)
         positive("up_s", up_s)
-        super().__init__(ledger)
-        self.api_url, self.proxy, self.down_s, self.up_s = api_url, proxy, down_s, up_s
+        super().__init__(ledger, api_url, proxy)
+        self.down_s, self.up_s = down_s, up_s
         self._task: asyncio.Task[None] | None = None
         self.flips: list[tuple[float, bool]] = []
-
-    def key(self) -> str:
-        return f"flapping:{self.proxy}"
-
-    def undo(self) -> dict[str, Any]:
-        return {"api": self.api_url, "proxy": self.proxy}
 
     async def _inject(self) -> None:
         self._task = asyncio.ensure_future(self._flap())
 
     async def _flap(self) -> None:
-        client = ToxiproxyClient(self.api_url)
         loop = asyncio.get_running_loop()
         while True:
-            await client.disable(self.proxy)
+            await disable_proxy(self.api_url, self.proxy)
             self.flips.append((loop.time(), False))
             await asyncio.sleep(self.down_s)
-            await client.enable(self.proxy)
+            await enable_proxy(self.api_url, self.proxy)
             self.flips.append((loop.time(), True))
             await asyncio.sleep(self.up_s)
 
@@ -182,34 +185,3 @@ class Flapping(Fault):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await super().heal()
-
-
-@undo_for("flapping")
-async def _stop_flapping(undo: dict[str, Any]) -> None:
-    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])
-
-
-class DropConnections(Fault):
-    """Close every open connection through the proxy once (disable, then enable): the pool must reconnect."""
-
-    kind = "drop"
-
-    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str) -> None:
-        super().__init__(ledger)
-        self.api_url, self.proxy = api_url, proxy
-
-    def key(self) -> str:
-        return f"drop:{self.proxy}"
-
-    def undo(self) -> dict[str, Any]:
-        return {"api": self.api_url, "proxy": self.proxy}
-
-    async def _inject(self) -> None:
-        client = ToxiproxyClient(self.api_url)
-        await client.disable(self.proxy)
-        await client.enable(self.proxy)
-
-
-@undo_for("drop")
-async def _drop_enable(undo: dict[str, Any]) -> None:
-    await ToxiproxyClient(undo["api"]).enable(undo["proxy"])

@@ -10,13 +10,21 @@ from typing import Any
 from ..config import PG_USER, Settings
 from ..stack import procs
 from ..stack.backend import Backend, running
-from .base import Fault, FaultError, undo_for
+from .base import Fault, FaultError
 from .ledger import FaultLedger
 
 
-def backend_of(undo: dict[str, Any]) -> Backend:
+__all__ = ["ComponentFault", "CrashBackend", "KillRestart", "Pause", "backend_of", "recorded_settings"]
+
+
+def recorded_settings(data: dict[str, Any]) -> Settings:
+    """The settings a fault recorded in its heal data, over this process's environment (maybe another process)."""
+    return Settings.from_env({**os.environ, **data["settings"]})
+
+
+def backend_of(data: dict[str, Any]) -> Backend:
     """The backend a ledger entry's fault acted on, rebuilt from the settings it recorded (another process)."""
-    return running(Settings.from_env({**os.environ, **undo["settings"]}))
+    return running(recorded_settings(data))
 
 
 class ComponentFault(Fault):
@@ -31,7 +39,7 @@ class ComponentFault(Fault):
     def key(self) -> str:
         return f"{self.kind}:{self.component}"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"component": self.component, "settings": self.settings.to_env()}
 
 
@@ -43,10 +51,9 @@ class Pause(ComponentFault):
     async def _inject(self) -> None:
         await asyncio.to_thread(self.backend.pause, self.component)
 
-
-@undo_for("pause")
-async def _resume(undo: dict[str, Any]) -> None:
-    await asyncio.to_thread(backend_of(undo).resume, undo["component"])
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(backend_of(data).resume, data["component"])
 
 
 class KillRestart(ComponentFault):
@@ -57,10 +64,9 @@ class KillRestart(ComponentFault):
     async def _inject(self) -> None:
         await asyncio.to_thread(self.backend.kill, self.component)
 
-
-@undo_for("kill")
-async def _restart(undo: dict[str, Any]) -> None:
-    await asyncio.to_thread(backend_of(undo).start, undo["component"])
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        await asyncio.to_thread(backend_of(data).start, data["component"])
 
 
 class CrashBackend(Fault):
@@ -80,7 +86,7 @@ class CrashBackend(Fault):
     def key(self) -> str:
         return "crash:postgres"
 
-    def undo(self) -> dict[str, Any]:
+    def heal_data(self) -> dict[str, Any]:
         return {"settings": self.settings.to_env()}
 
     async def _inject(self) -> dict[str, Any]:
@@ -93,10 +99,11 @@ class CrashBackend(Fault):
         os.kill(self.victim, signal.SIGKILL)
         return {"victim": self.victim}
 
+    @classmethod
+    async def heal_from(cls, data: dict[str, Any]) -> None:
+        """Nothing to undo: wait until Postgres answers again after its crash recovery."""
+        from ..stack import health
 
-@undo_for("crash")
-async def _wait_recovered(undo: dict[str, Any]) -> None:
-    from ..stack import health
-
-    settings = Settings.from_env({**os.environ, **undo["settings"]})
-    await health.wait_healthy(lambda: health.postgres_ready(settings.pg_port, password=settings.pg_password), 15.0)
+        settings = recorded_settings(data)
+        await health.wait_healthy(lambda: health.postgres_ready(settings.pg_port, password=settings.pg_password),
+                                  15.0)

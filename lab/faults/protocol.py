@@ -1,7 +1,7 @@
 """Protocol-aware faults: lab.proxy's own toxic types (issue 15) that speak Postgres or Kafka.
 
 They go through the same Toxiproxy API as every toxic, so they heal the same way (the
-``toxic`` undo removes the toxic by name); they only work against lab.proxy, which
+``ToxicFault.heal_from`` removes the toxic by name); they only work against lab.proxy, which
 answers an unknown type with a 400 that names it.
 """
 
@@ -13,6 +13,9 @@ from typing import Any
 from ..proxy.client import ToxiproxyClient
 from .base import Fault, FaultError
 from .ledger import FaultLedger
+from .network import ToxicFault
+
+__all__ = ["KAFKA_ERRORS", "PG_SQLSTATES", "KafkaResponseFault", "PgStatementFault", "ProtocolToxicFault"]
 
 PG_SQLSTATES = ("40001", "40P01", "57P01", "53300", "57014", "")
 KAFKA_ERRORS = ("NOT_LEADER_OR_FOLLOWER", "REQUEST_TIMED_OUT", "NOT_ENOUGH_REPLICAS", "LEADER_NOT_AVAILABLE",
@@ -69,24 +72,19 @@ class KafkaResponseFault:
                 "probability": self.probability, "throttle_time_ms": self.throttle_time_ms}
 
 
-class ProtocolToxicFault(Fault):
-    """One protocol-aware toxic on one proxy; healed like any toxic (kind ``toxic``)."""
-
-    kind = "toxic"
+class ProtocolToxicFault(ToxicFault):
+    """One protocol-aware toxic on one proxy; healed as any toxic is (ToxicFault.heal_from removes it by name)."""
 
     def __init__(self, ledger: FaultLedger, api_url: str, proxy: str,
                  spec: PgStatementFault | KafkaResponseFault) -> None:
-        super().__init__(ledger)
-        self.api_url, self.proxy, self.spec = api_url, proxy, spec
+        Fault.__init__(self, ledger)
+        self.api_url, self.proxy, self.protocol_spec = api_url, proxy, spec
         self.toxic_name = f"lab-{spec.type}"
 
-    def key(self) -> str:
-        return f"toxic:{self.proxy}:{self.toxic_name}"
-
-    def undo(self) -> dict[str, Any]:
-        return {"api": self.api_url, "proxy": self.proxy, "toxic": self.toxic_name, "type": self.spec.type,
-                "direction": "upstream", "attributes": self.spec.attributes()}
+    def heal_data(self) -> dict[str, Any]:
+        return {"api": self.api_url, "proxy": self.proxy, "toxic": self.toxic_name, "type": self.protocol_spec.type,
+                "direction": "upstream", "attributes": self.protocol_spec.attributes()}
 
     async def _inject(self) -> None:
-        await ToxiproxyClient(self.api_url).add_toxic(self.proxy, self.spec.type, name=self.toxic_name,
-                                                      stream="upstream", attributes=self.spec.attributes())
+        await ToxiproxyClient(self.api_url).add_toxic(self.proxy, self.protocol_spec.type, name=self.toxic_name,
+                                                      stream="upstream", attributes=self.protocol_spec.attributes())

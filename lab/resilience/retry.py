@@ -16,14 +16,10 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import tenacity
 
-from ..errors import ConfigError, LabError
+from ..errors import ConfigError, DeadlineExceeded  # DeadlineExceeded re-exported from its old home
 from .config import ExceptionMatcher, _matches
 
 T = TypeVar("T")
-
-
-class DeadlineExceeded(LabError):
-    """The retry policy's overall deadline passed before an attempt succeeded."""
 
 
 @dataclasses.dataclass(frozen=True)

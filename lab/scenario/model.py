@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UsageError
+from ..faults.factory import FaultFactory
 from .checks import Check
 from .targets import ClientProfile
 
 
 @dataclasses.dataclass(frozen=True)
-class FaultContext:
-    """What a scenario's fault plan needs to build its faults."""
+class FaultContext(FaultFactory):
+    """What a scenario's fault plan needs to build its faults, and the factories that build them
+    (``ctx.partition("postgres")``, ``ctx.toxic("kafka", latency(100))``: lab/faults/factory.py)."""
 
     settings: Any  # lab.config.Settings
     ledger: Any  # lab.faults.FaultLedger
@@ -85,9 +87,12 @@ def available() -> dict[str, Scenario]:
             if spec is None or spec.loader is None:
                 continue
             module = importlib.util.module_from_spec(spec)
+            # registered, so a fault class it defines has a module `lab heal` can find (by the file the ledger records)
+            sys.modules[spec.name] = module
             try:
                 spec.loader.exec_module(module)
             except Exception as err:
+                del sys.modules[spec.name]
                 raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}") from err
             _register(found, module)
     return found

@@ -20,6 +20,7 @@ from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, Ka
                        PostgresSettings, check_delivery)
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
+from ..errors import DeliveryNotAcked  # re-exported: it lived here before lab/errors.py held every LabError
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, History
 
@@ -356,9 +357,3 @@ class GroupConsumer:
                 pass
 
 
-class DeliveryNotAcked(Exception):
-    """A resilient send that resolved as failed or unknown (the error class is the message)."""
-
-    def __init__(self, error_class: str) -> None:
-        super().__init__(error_class)
-        self.error_class = error_class
