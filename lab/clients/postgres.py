@@ -408,5 +408,6 @@ def _redact(dsn: str) -> str:
     return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
 
 
-__all__ = ["CallNotPermitted", "LeakReport", "PoolStats", "PostgresClient", "PostgresSettings",
-           "IGNORED", "RECORDED", "default_breaker", "is_business_error", "is_infrastructure_error"]
+__all__ = ["IGNORED", "RECORDED", "CallNotPermitted", "LeakReport", "PoolStats", "PostgresClient", "PostgresSettings",
+           "default_breaker", "is_business_error", "is_infrastructure_error", "is_retryable_transaction_error",
+           "transaction_retry"]

@@ -130,8 +130,16 @@ def test_killed_run_is_healed_by_lab_heal_twice(chaos_stack, baseline):
     assert_restored(chaos_stack, baseline)
 
 
-KINDS = ["toxic", "partition", "flapping", "pause", "kill", "crash", "fd_limit", "flood", "client_fd_limit",
-         "memory_limit", "memory_trigger", "memory_hog"]
+KINDS = ["toxic", "protocol_toxic", "partition", "flapping", "pause", "kill", "crash", "fd_limit", "flood",
+         "client_fd_limit", "memory_limit", "memory_trigger", "memory_hog", "user_fault"]
+
+
+def _class_of(kind: str) -> str:
+    return {"toxic": "ToxicFault", "protocol_toxic": "ProtocolToxicFault", "partition": "Partition",
+            "flapping": "Flapping", "pause": "Pause", "kill": "KillRestart", "crash": "CrashBackend",
+            "fd_limit": "ServerFdLimit", "flood": "ConnectionFlood", "client_fd_limit": "ClientFdLimit",
+            "memory_limit": "MemoryLimit", "memory_trigger": "MemoryTrigger", "memory_hog": "MemoryHog",
+            "user_fault": "UserToxic"}[kind]
 
 
 def pg_sessions(stack, application: str) -> int:
@@ -149,11 +157,15 @@ def pg_sessions(stack, application: str) -> int:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_undo(chaos_stack, baseline, kind):
-    """SIGKILL the run while the fault is in force, then `lab heal --ledger-only`: no global sweep of proxies
-    or pauses, so only the fault's own undo can restore the stack."""
+def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_class(chaos_stack, baseline, kind):
+    """SIGKILL the run while the fault is in force, then `lab heal --ledger-only` without LAB_SCENARIO_PATH: no
+    global sweep of proxies or pauses and no scenario imported, so only the heal_from of the class the ledger
+    entry names can restore the stack."""
     from lab.faults.fd import FLOOD_APPLICATION
     from lab.faults.memory import MemoryTrigger
+
+    if kind == "protocol_toxic" and os.environ.get("LAB_TEST_BACKEND", "local") != "local":
+        pytest.skip("protocol-aware toxics are lab.proxy's own; the compose backend runs Toxiproxy")
 
     env = {**chaos_stack.env, "LAB_SCENARIO_PATH": str(SCENARIO_DIR), "HEAL_FAULT": kind, "HEAL_FAULT_S": "60"}
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "one_fault"], cwd=ROOT, env=env,
@@ -164,12 +176,13 @@ def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_undo(chaos_stack,
         states = ("injecting", "active") if kind in ("client_fd_limit", "memory_trigger") else ("active",)
         wait_for_faults(proc, chaos_stack, count=1, timeout=90, states=states)
         time.sleep(0.5)  # in force for a moment (a flapping proxy flips, a hog allocates)
-        hog = next((e["undo"]["process"] for e in _ledger(chaos_stack) if e["kind"] == "memory_hog"), None)
+        entry = _ledger(chaos_stack)[0]
+        hog = entry["heal_data"]["process"] if entry["kind"] == "memory_hog" else None
     finally:
         proc.kill()
         proc.communicate(timeout=30)
-    healed = chaos_stack.run("heal", "--ledger-only", extra_env={"LAB_SCENARIO_PATH": str(SCENARIO_DIR)},
-                             timeout=180)
+    assert entry["format"] == 2 and entry["fault"].endswith(f":{_class_of(kind)}"), entry
+    healed = chaos_stack.run("heal", "--ledger-only", timeout=180)
     assert "ledger: 1 fault healed" in healed.stdout, healed.stdout + healed.stderr
     assert_restored(chaos_stack, baseline)
     assert pg_sessions(chaos_stack, FLOOD_APPLICATION) == 0

@@ -146,7 +146,7 @@ def test_state_ledger_and_password_files_are_private(tmp_path):
     env = LabEnv(tmp_path / "state")
     settings = Settings.from_env(env.env)
     state_file.save(settings.state_path, StackState("local"))
-    FaultLedger(settings.state_path / "ledger").open("toxic", "k", {})
+    FaultLedger(settings.state_path / "ledger").open("lab.faults.network:ToxicFault", "toxic", "k", {})
     password_file = settings.pg_password_file
     assert settings.pg_password  # generated on first use
     for path in [settings.state_path, settings.state_path / "ledger"]:

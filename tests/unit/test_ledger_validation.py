@@ -8,27 +8,35 @@ import stat
 
 import pytest
 
-from lab.faults import FaultError, FaultLedger, base, heal_ledger
+from lab.faults import Fault, FaultError, FaultLedger, heal_ledger
 from lab.faults.ledger import ACTIVE
 
 pytestmark = [pytest.mark.unit, pytest.mark.security]
 
+HEALED_WITH: list[dict] = []  # what Recording.heal_from was asked to heal (reset by the fixture)
+
+
+class Recording(Fault):
+    """A fault class whose heal records the data it was given."""
+
+    kind = "test_kind"
+
+    @classmethod
+    async def heal_from(cls, data: dict) -> None:
+        HEALED_WITH.append(data)
+
 
 @pytest.fixture
-def undone(monkeypatch):
-    """A fault kind whose undo records what it was asked to undo (the registry is restored afterwards)."""
-    calls: list[dict] = []
-
-    async def undo(data: dict) -> None:
-        calls.append(data)
-
-    monkeypatch.setitem(base.UNDO, "test_kind", undo)
-    return calls
+def undone():
+    HEALED_WITH.clear()
+    yield HEALED_WITH
+    HEALED_WITH.clear()
 
 
 def _entry(fault_id: str, **fields) -> dict:
-    entry = {"id": fault_id, "kind": "test_kind", "key": f"key-{fault_id}", "undo": {"n": fault_id},
-             "state": ACTIVE, "injected_at": 1.0, "healed_at": None}
+    entry = {"format": 2, "id": fault_id, "fault": f"{__name__}:Recording", "kind": "test_kind",
+             "key": f"key-{fault_id}", "heal_data": {"n": fault_id}, "state": ACTIVE, "injected_at": 1.0,
+             "healed_at": None}
     entry.update(fields)
     return {k: v for k, v in entry.items() if v is not ...}
 
@@ -77,12 +85,12 @@ def test_opening_a_fault_refuses_while_an_unreadable_entry_may_hold_its_key(tmp_
     ledger = FaultLedger(tmp_path / "ledger")
     _write(ledger, "1-a.json", "{")
     with pytest.raises(FaultError, match=r"1-a\.json"):
-        ledger.open("test_kind", "k", {})
+        ledger.open(f"{__name__}:Recording", "test_kind", "k", {})
 
 
 def test_entries_are_written_private_and_whole(tmp_path):
     ledger = FaultLedger(tmp_path / "ledger")
-    entry = ledger.open("test_kind", "k", {"x": 1})
+    entry = ledger.open(f"{__name__}:Recording", "test_kind", "k", {"x": 1})
     ledger.mark_active(entry)
     path = ledger.directory / f"{entry['id']}.json"
     assert stat.S_IMODE(ledger.directory.stat().st_mode) == 0o700

@@ -2,11 +2,8 @@
 
 import os
 
-from lab.faults.base import Fault, undo_for
-from lab.faults.fd import ServerFdLimit
-from lab.faults.memory import MemoryLimit
-from lab.faults.network import Partition, ToxicFault, latency
-from lab.faults.process import Pause
+from lab.faults.base import Fault
+from lab.faults.network import latency
 from lab.scenario import Scenario
 from lab.scenario import checks
 
@@ -19,25 +16,23 @@ class Explodes(Fault):
     def key(self):
         return "explodes"
 
-    def undo(self):
+    def heal_data(self):
         return {}
 
     async def _inject(self):
         raise RuntimeError("a scenario bug, mid-injection")
 
-
-@undo_for("explodes")
-async def _nothing_to_undo(undo):
-    return None
+    @classmethod
+    async def heal_from(cls, data):
+        return None
 
 
 def faults(ctx):
-    url = ctx.settings.proxy_url
-    plan = [ToxicFault(ctx.ledger, url, "kafka", latency(100)),
-            Partition(ctx.ledger, url, "postgres"),
-            Pause(ctx.ledger, ctx.settings, "kafka"),
-            ServerFdLimit(ctx.ledger, ctx.settings, "postgres", 64),
-            MemoryLimit(ctx.ledger, ctx.settings, "postgres", 512 * 1024 * 1024)]
+    plan = [ctx.toxic("kafka", latency(100)),
+            ctx.partition("postgres"),
+            ctx.pause("kafka"),
+            ctx.server_fd_limit("postgres", 64),
+            ctx.memory_limit("postgres", 512 * 1024 * 1024)]
     if os.environ.get("HEAL_MODE") == "raise":
         plan.append(Explodes(ctx.ledger))
     return plan
