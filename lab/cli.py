@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Sequence
 
 from .config import Settings
 from .errors import LabError, UsageError
+from .services import COMPONENTS
 
 if TYPE_CHECKING:
     from .scenario.store import RunStore
 
-COMPONENTS = ("proxy", "postgres", "kafka")
 SCENARIO_PATH_WARNING = (
     "Scenario modules are Python code: every module in scenarios/ and in the directories of "
     "LAB_SCENARIO_PATH is imported, and so executed, by `list`, `run` and `heal`, with this command's rights "

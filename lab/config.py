@@ -167,7 +167,29 @@ class Settings:
 
     @property
     def kafka_bootstrap(self) -> str:
+        """What clients use: Kafka through the proxy (and the address the broker advertises)."""
         return f"{HOST}:{self.kafka_proxy_port}"
+
+    @property
+    def pg_proxy_address(self) -> str:
+        """host:port where clients reach Postgres (through the proxy)."""
+        return f"{HOST}:{self.pg_proxy_port}"
+
+    @property
+    def pg_address(self) -> str:
+        """host:port of the real Postgres (the local backend's; upstream of the proxy)."""
+        return f"{HOST}:{self.pg_port}"
+
+    @property
+    def kafka_address(self) -> str:
+        """host:port of the real broker (the local backend's; upstream of the proxy)."""
+        return f"{HOST}:{self.kafka_port}"
+
+    def proxied(self) -> dict[str, tuple[str, str]]:
+        """The service table's addresses: {service: (where clients connect, the real server)}."""
+        from .services import KAFKA, POSTGRES
+
+        return {POSTGRES: (self.pg_proxy_address, self.pg_address), KAFKA: (self.kafka_bootstrap, self.kafka_address)}
 
     def to_env(self) -> dict[str, str]:
         """The LAB_* variables that rebuild these settings in another process (``lab heal``, compose).

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.stack import procs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,11 +96,7 @@ def lab_processes(state_dir: Path) -> list[str]:
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit():
             continue
-        try:
-            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and str(state_dir) in cmdline:
+        cmdline = procs.cmdline(int(pid_dir.name))
+        if procs.state_letter(int(pid_dir.name)) not in (None, "Z") and str(state_dir) in cmdline:
             found.append(cmdline)
     return found

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-from pathlib import Path
 from typing import Iterable, NamedTuple
 
 ACKED, FAILED, UNKNOWN = "acked", "failed", "unknown"
@@ -47,17 +45,9 @@ class DeliveryLedger:
         self.entries.append(delivery)
         return delivery
 
-    def by_status(self, status: str) -> list[Delivery]:
-        return [d for d in self.entries if d.status == status]
-
     def counts(self) -> dict[str, int]:
         counts = collections.Counter(d.status for d in self.entries)
         return {status: counts.get(status, 0) for status in (ACKED, FAILED, UNKNOWN)}
-
-    def write_jsonl(self, path: Path) -> None:
-        with open(path, "w") as out:
-            for entry in self.entries:
-                out.write(json.dumps(entry._asdict()) + "\n")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -205,7 +205,7 @@ class ComposeBackend:
 
     def _endpoint(self, component: str) -> str:
         s = self.settings
-        return {"proxy": s.proxy_url, "postgres": f"127.0.0.1:{s.pg_proxy_port}",
+        return {"proxy": s.proxy_url, "postgres": s.pg_proxy_address,
                 "kafka": s.kafka_bootstrap}[component]
 
     def logs(self, names: list[str], lines: int) -> str:

@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Awaitable, Callable
 
-from ..config import HOST, PG_DATABASE, PG_USER
+from ..config import HOST, PG_DATABASE, PG_USER, Settings
 from ..errors import Unhealthy  # re-exported: health.Unhealthy is where callers have always caught it
 
 
@@ -122,9 +122,7 @@ async def wait_healthy(probe: Callable[[], Awaitable[str]], timeout_s: float, in
         await asyncio.sleep(interval_s)
 
 
-def proxy_config(pg_proxy_port: int, pg_port: int, kafka_proxy_port: int, kafka_port: int) -> str:
-    """The populate file the local proxy starts with."""
-    return json.dumps([
-        {"name": "postgres", "listen": f"{HOST}:{pg_proxy_port}", "upstream": f"{HOST}:{pg_port}"},
-        {"name": "kafka", "listen": f"{HOST}:{kafka_proxy_port}", "upstream": f"{HOST}:{kafka_port}"},
-    ], indent=2)
+def proxy_config(settings: Settings) -> str:
+    """The populate file the local proxy starts with: one proxy per service of the service table."""
+    return json.dumps([{"name": name, "listen": listen, "upstream": upstream}
+                       for name, (listen, upstream) in settings.proxied().items()], indent=2)

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from ..config import HOST, Settings
+from ..config import Settings
 from ..errors import BinaryNotFound
 from . import health, procs, runas
 
@@ -61,8 +61,8 @@ class LocalKafka:
     def start(self, log: Path) -> procs.ProcessRecord:
         assert self.binary is not None
         argv = [str(self.binary), "broker",
-                "--listener-url", f"tcp://{HOST}:{self.settings.kafka_port}",
-                "--advertised-listener-url", f"tcp://{HOST}:{self.settings.kafka_proxy_port}",
+                "--listener-url", f"tcp://{self.settings.kafka_address}",
+                "--advertised-listener-url", f"tcp://{self.settings.kafka_bootstrap}",
                 "--storage-engine", "memory://tansu/"]
         _proc, record = procs.spawn(argv, log, user=self.user, env=runas.child_env())
         return record
@@ -77,4 +77,4 @@ class LocalKafka:
         return await health.kafka_ready(self.settings.kafka_proxy_port)
 
     def endpoints(self) -> dict[str, Any]:
-        return {"endpoint": f"{HOST}:{self.settings.kafka_proxy_port}", "upstream": f"{HOST}:{self.settings.kafka_port}"}
+        return {"endpoint": self.settings.kafka_bootstrap, "upstream": self.settings.kafka_address}

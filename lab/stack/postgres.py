@@ -206,7 +206,7 @@ class LocalPostgres:
         return await health.postgres_ready(self.settings.pg_proxy_port, password=self.settings.pg_password)
 
     def endpoints(self) -> dict[str, Any]:
-        return {"endpoint": f"{HOST}:{self.settings.pg_proxy_port}", "upstream": f"{HOST}:{self.settings.pg_port}"}
+        return {"endpoint": self.settings.pg_proxy_address, "upstream": self.settings.pg_address}
 
 
 def _digest(password: str) -> str:

@@ -35,22 +35,32 @@ class ProcessRecord:
         return cls(int(data["pid"]), int(data["start_ticks"]), str(data["argv0"]))
 
 
-def start_ticks(pid: int) -> int | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name, from the state on (field 3 of proc(5) is [0]);
+    None once the process is gone. The one place that parses that file."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name may contain spaces and parentheses: split after the last ')'
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields if len(fields) >= 20 else None
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def state_letter(pid: int) -> str | None:
     """The kernel's one-letter state: R, S, T (stopped), Z (zombie)..."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
+    fields = stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return int(fields[1]) if fields else None
 
 
 def is_ours(record: ProcessRecord) -> bool:
@@ -191,13 +201,8 @@ def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (a postmaster's backends), host pids."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
+        if entry.name.isdigit() and parent_pid(int(entry.name)) == pid:
+            found.append(int(entry.name))
     return found
 
 

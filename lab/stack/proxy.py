@@ -15,9 +15,10 @@ from typing import Any
 
 from ..config import HOST, Settings
 from ..files import write_private
+from ..services import SERVICES
 from . import health, procs, runas
 
-PROXIES = ("postgres", "kafka")
+PROXIES = SERVICES  # one proxy per service, named as the service
 
 
 class LocalProxy:
@@ -39,8 +40,7 @@ class LocalProxy:
         s = self.settings
         self.user = runas.lab_user(s)
         self.python, self.env, self.cwd = runas.python_for(self.user, Path(__file__).resolve().parents[2])
-        write_private(self.config, health.proxy_config(s.pg_proxy_port, s.pg_port, s.kafka_proxy_port,
-                                                       s.kafka_port).encode())
+        write_private(self.config, health.proxy_config(s).encode())
         if self.user is not None:
             shutil.chown(self.config, self.user, pwd.getpwnam(self.user).pw_gid)
 

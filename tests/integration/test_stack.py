@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from lab.proxy.client import ToxiproxyClient
+from lab.stack import procs
 
 from ..labenv import LabEnv, lab_processes, listening
 
@@ -147,12 +148,7 @@ def test_down_leaves_no_process_and_no_listening_port(tmp_path):
     assert "stopped: proxy, kafka, postgres" in out
     assert not any(listening(port) for port in env.all_ports())
     for pid in pids:
-        state = None
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            pass
+        state = procs.state_letter(pid)
         assert state in (None, "Z"), f"pid {pid} still alive in state {state}"
     assert lab_processes(env.state_dir) == []
     assert not (env.state_dir / "state.json").exists()

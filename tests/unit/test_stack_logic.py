@@ -86,7 +86,8 @@ def test_kafka_metadata_brokers_are_parsed():
 def test_proxy_config_routes_clients_to_the_real_servers():
     import json
 
-    config = json.loads(health.proxy_config(15432, 25432, 19092, 29092))
+    config = json.loads(health.proxy_config(Settings(pg_proxy_port=15432, pg_port=25432, kafka_proxy_port=19092,
+                                                       kafka_port=29092)))
     assert config == [
         {"name": "postgres", "listen": "127.0.0.1:15432", "upstream": "127.0.0.1:25432"},
         {"name": "kafka", "listen": "127.0.0.1:19092", "upstream": "127.0.0.1:29092"},
