@@ -33,6 +33,7 @@ from ..resilience import BreakerConfig, CircuitBreaker
 from ..resilience.retry import RetryPolicy
 from .observability import Histogram, log_event
 from .pg_errors import Phase, breaks_connection, is_business_error, is_infrastructure_error, translated
+from .pg_sessions import terminate_sessions
 
 log = logging.getLogger("lab.clients.postgres")
 
@@ -187,11 +188,7 @@ class PostgresClient:
             log_event(log, logging.WARNING, "cannot reach the server to end our sessions", error=str(err))
             return
         try:
-            with translated("ending our sessions"):
-                await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = $1 AND pid = ANY($2::int[]) AND pid <> pg_backend_pid()",
-                    s.application_name, pids, timeout=s.command_timeout_s)
+            await terminate_sessions(conn, s.application_name, s.command_timeout_s, pids)
         except (DatabaseUnavailable, QueryTimeout) as err:
             log_event(log, logging.WARNING, "ending our sessions failed", error=str(err))
         finally:

@@ -8,9 +8,9 @@ import asyncio
 import asyncpg
 
 from ..clients.pg_errors import Phase, translated
+from ..clients.pg_sessions import terminate_sessions
 from ..config import Settings
-from ..errors import ClientError
-from .base import FaultError
+from ..errors import ClientError, FaultError
 
 TIMEOUT_S = 5.0
 
@@ -34,10 +34,7 @@ async def end_sessions(settings: Settings, application_name: str) -> bool:
     deadline = asyncio.get_running_loop().time() + TIMEOUT_S
     try:
         while True:
-            with translated("ending the lab's sessions"):
-                left = await conn.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-                    application_name, timeout=TIMEOUT_S)
+            left = await terminate_sessions(conn, application_name, TIMEOUT_S)
             if not left:
                 return True
             if asyncio.get_running_loop().time() > deadline:

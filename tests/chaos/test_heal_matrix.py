@@ -191,3 +191,33 @@ def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_class(chaos_stack
         from lab.stack.procs import ProcessRecord, is_ours
 
         assert not is_ours(ProcessRecord.from_json(hog)), "the memory hog outlived its heal"
+
+
+def _leave_format_1_fault(stack, kind: str) -> dict:
+    """Put a fault in force and write its entry exactly as chaoslab's ledger format 1 did (kind + undo data,
+    no format, no class), as a run killed before the upgrade would have left it."""
+    settings = Settings.from_env(stack.env)
+    if kind == "partition":
+        asyncio.run(ToxiproxyClient(stack.proxy_url).disable("postgres"))
+        key, undo = "partition:postgres", {"api": stack.proxy_url, "proxy": "postgres"}
+    else:
+        running(settings).pause("kafka")
+        key, undo = "pause:kafka", {"component": "kafka", "settings": settings.to_env()}
+    entry = {"id": f"1-format1{kind}", "kind": kind, "key": key, "undo": undo, "state": "active",
+             "injected_at": time.time(), "healed_at": None}
+    directory = stack.state_dir / "ledger"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    (directory / f"{entry['id']}.json").write_text(json.dumps(entry))
+    return entry
+
+
+@pytest.mark.parametrize("kind", ["partition", "pause"])
+def test_a_format_1_entry_left_before_the_upgrade_is_healed_by_its_class(chaos_stack, baseline, kind):
+    entry = _leave_format_1_fault(chaos_stack, kind)
+    left = snapshot(chaos_stack)
+    assert left["kafka_paused"] or left["enabled"]["postgres"] is False
+    healed = chaos_stack.run("heal", "--ledger-only")
+    assert f"ledger: 1 fault healed ({entry['key']})" in healed.stdout, healed.stdout + healed.stderr
+    assert_restored(chaos_stack, baseline)
+    rewritten = json.loads((chaos_stack.state_dir / "ledger" / f"{entry['id']}.json").read_text())
+    assert rewritten["format"] == 2 and rewritten["state"] == "healed"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab.faults import FaultLedger
+from lab.faults.base import class_path
 from lab.faults.memory import MemoryLimit
 from lab.faults.network import Flapping, Partition, ToxicFault, latency
 from lab.faults.process import KillRestart, Pause
@@ -69,7 +70,7 @@ def test_a_fault_that_writes_its_ledger_after_injecting_is_caught(chaos_settings
     class LedgerAfterInjection(ToxicFault):
         async def inject(self) -> None:  # the mutation: the two steps of Fault.inject swapped
             learned = await self._inject()
-            self.entry = self.ledger.open(self.kind, self.key(), self.undo())
+            self.entry = self.ledger.open(class_path(type(self)), self.kind, self.key(), self.heal_data())
             self.ledger.mark_active(self.entry, **(learned or {}))
 
     ledger = FaultLedger(tmp_path / "ledger")

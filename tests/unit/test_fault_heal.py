@@ -112,7 +112,16 @@ def _format_1(kind: str, undo: dict) -> dict:
             "healed_at": None}
 
 
-@pytest.mark.parametrize("kind", sorted(FORMAT_1_FAULTS))
+#: every kind chaoslab wrote in format 1 (git show 560369a:lab/faults: the @undo_for registrations)
+FORMAT_1_KINDS = ["client_fd_limit", "crash", "drop", "fd_limit", "flapping", "flood", "kill", "memory_hog",
+                  "memory_limit", "memory_trigger", "partition", "pause", "toxic"]
+
+
+def test_the_format_1_table_covers_every_kind_format_1_wrote():
+    assert sorted(FORMAT_1_FAULTS) == FORMAT_1_KINDS
+
+
+@pytest.mark.parametrize("kind", FORMAT_1_KINDS)
 def test_every_format_1_kind_reads_as_the_class_that_heals_it(tmp_path, kind):
     path = tmp_path / "1-a.json"
     entry = validate(path, json.dumps(_format_1(kind, {"api": "http://127.0.0.1:1", "proxy": "postgres"})))
