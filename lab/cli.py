@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 SCENARIO_PATH_WARNING = (
     "Scenario modules are Python code: every module in scenarios/ and in the directories of "
-    "LAB_SCENARIO_PATH is imported, and so executed, by `list`, `run` and `heal`, with this command's rights "
-    "(root, if you run the lab as root). Put only code you trust there.")
+    "LAB_SCENARIO_PATH is imported, and so executed, by `list` and `run` (and by `heal`, the module defining a "
+    "fault class a ledger entry names), with this command's rights (root, if you run the lab as root). Put only "
+    "code you trust there.")
 
 
 class _Parser(argparse.ArgumentParser):
