@@ -4,10 +4,10 @@ Each fault kind is one class holding its inject and its heal (``heal_from``); th
 the class by import path, so healing needs nothing registered beforehand.
 """
 
+from ..errors import FaultError  # re-exported: lab.faults.FaultError is where callers have always found it
 from . import fd, memory, network, process
 from .base import Fault
 from .heal import heal_ledger
 from .ledger import FaultLedger
-from ..errors import FaultError  # re-exported: lab.faults.FaultError is where callers have always found it
 
 __all__ = ["Fault", "FaultError", "FaultLedger", "fd", "heal_ledger", "memory", "network", "process"]

@@ -37,8 +37,8 @@ __all__ = ["ACTIVE", "FORMAT", "FORMAT_1_FAULTS", "HEALED", "INJECTING", "STATES
 INJECTING, ACTIVE, HEALED = "injecting", "active", "healed"
 STATES = (INJECTING, ACTIVE, HEALED)
 FORMAT = 2
-REQUIRED = {"id": str, "fault": str, "kind": str, "key": str, "heal_data": dict, "state": str}
-FORMAT_1_REQUIRED = {"id": str, "kind": str, "key": str, "undo": dict, "state": str}
+REQUIRED: dict[str, type] = {"id": str, "fault": str, "kind": str, "key": str, "heal_data": dict, "state": str}
+FORMAT_1_REQUIRED: dict[str, type] = {"id": str, "kind": str, "key": str, "undo": dict, "state": str}
 #: the classes that heal what format 1 called each kind (their heal data is format 1's undo data, unchanged)
 FORMAT_1_FAULTS = {
     "toxic": "lab.faults.network:ToxicFault",
@@ -71,7 +71,7 @@ class BadEntry:
 def validate(path: Path, text: str) -> dict[str, Any]:
     """The entry in ``text``; ValueError saying what is wrong with it."""
     try:
-        entry = json.loads(text)
+        entry: Any = json.loads(text)
     except ValueError as err:
         raise ValueError(f"not valid JSON ({err}); it may be a fault still in force: undo it by hand, "
                          f"then delete the file") from None
@@ -90,7 +90,7 @@ def validate(path: Path, text: str) -> dict[str, Any]:
         raise ValueError(f"field 'state' is {entry['state']!r}, not one of {', '.join(STATES)}")
     if f"{entry['id']}.json" != path.name:
         raise ValueError(f"its id {entry['id']!r} does not match the file name")
-    return entry
+    return dict(entry)
 
 
 def _require(entry: dict[str, Any], fields: dict[str, type]) -> None:

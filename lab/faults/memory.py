@@ -137,7 +137,7 @@ class MemoryHog(Fault):
         positive("max_s", max_s)
         super().__init__(ledger)
         self.size_mb, self.max_s = size_mb, max_s
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def key(self) -> str:
         return f"memory_hog:{self.size_mb}"

@@ -13,7 +13,6 @@ from ..stack.backend import Backend, running
 from .base import Fault, FaultError
 from .ledger import FaultLedger
 
-
 __all__ = ["ComponentFault", "CrashBackend", "KillRestart", "Pause", "backend_of", "recorded_settings"]
 
 
