@@ -17,7 +17,7 @@ from .ledger import FaultLedger
 from .memory import MemoryHog, MemoryLimit, MemoryTrigger
 from .network import Flapping, Partition, ToxicFault, ToxicSpec
 from .process import CrashBackend, KillRestart, Pause
-from .protocol import KafkaResponseFault, PgStatementFault, ProtocolToxicFault
+from .protocol import KafkaResponseFault, PgStatementFault
 
 __all__ = ["FaultFactory", "service"]
 
@@ -37,10 +37,8 @@ class FaultFactory:
 
     def toxic(self, name: str, spec: ToxicSpec | PgStatementFault | KafkaResponseFault) -> ToxicFault:
         """A toxic on the service's proxy: a Toxiproxy one (``latency(400)``) or a lab.proxy protocol one."""
-        if isinstance(spec, ToxicSpec):
+        if isinstance(spec, (ToxicSpec, PgStatementFault, KafkaResponseFault)):
             return ToxicFault(self.ledger, self.settings.proxy_url, service(name), spec)
-        if isinstance(spec, (PgStatementFault, KafkaResponseFault)):
-            return ProtocolToxicFault(self.ledger, self.settings.proxy_url, service(name), spec)
         raise FaultError(f"toxic needs a ToxicSpec (latency(), bandwidth(), ...) or a protocol fault, "
                          f"got {type(spec).__name__}")
 

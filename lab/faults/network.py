@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Any, Protocol
 
 from ..proxy.client import NotFound, ToxiproxyClient
 from .base import Fault, FaultError, non_negative, positive
 from .ledger import FaultLedger
 
-__all__ = ["DIRECTIONS", "Flapping", "Partition", "ProxyFault", "ToxicFault", "ToxicSpec", "bandwidth", "blackhole",
+__all__ = ["DIRECTIONS", "Flapping", "Partition", "ProxyFault", "Toxic", "ToxicFault", "ToxicSpec", "bandwidth", "blackhole",
            "disable_proxy", "enable_proxy", "latency", "limit_data", "reset_peer", "slicer", "slow_close"]
 
 DIRECTIONS = ("upstream", "downstream")
@@ -44,7 +44,7 @@ class ToxicSpec:
                      "size_variation_bytes", "slice_delay_us", "bytes_limit"):
             non_negative(name, getattr(self, name))
 
-    def attributes(self) -> dict[str, int]:
+    def attributes(self) -> dict[str, Any]:
         return {
             "latency": {"latency": self.latency_ms, "jitter": self.jitter_ms},
             "bandwidth": {"rate": self.rate_kbps},
@@ -97,12 +97,27 @@ async def disable_proxy(api_url: str, proxy: str) -> None:
     await ToxiproxyClient(api_url).disable(proxy)
 
 
+class Toxic(Protocol):
+    """What ToxicFault needs of a toxic: a ToxicSpec, or one of lab.proxy's protocol toxics (lab/faults/protocol.py)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def toxicity(self) -> float: ...
+
+    def attributes(self) -> dict[str, Any]: ...
+
+
 class ToxicFault(Fault):
     """One toxic on one proxy (one direction); healed by removing the toxic by name."""
 
     kind = "toxic"
 
-    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str, spec: ToxicSpec) -> None:
+    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str, spec: Toxic) -> None:
         super().__init__(ledger)
         self.api_url, self.proxy, self.spec = api_url, proxy, spec
         self.toxic_name = f"lab-{spec.type}-{spec.direction}"

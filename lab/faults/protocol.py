@@ -1,21 +1,19 @@
 """Protocol-aware faults: lab.proxy's own toxic types (issue 15) that speak Postgres or Kafka.
 
-They go through the same Toxiproxy API as every toxic, so they heal the same way (the
-``ToxicFault.heal_from`` removes the toxic by name); they only work against lab.proxy, which
-answers an unknown type with a 400 that names it.
+They go through the same Toxiproxy API as every toxic: a ToxicFault carries one (``ctx.toxic("postgres",
+PgStatementFault(...))``) and heals it like any toxic, removing it by name. They only work against
+lab.proxy, which answers an unknown type with a 400 that names it. Both act on the client's requests
+(``direction`` upstream) and always (``toxicity`` 1: their own ``probability`` decides per message).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
-from ..proxy.client import ToxiproxyClient
-from .base import Fault, FaultError
-from .ledger import FaultLedger
-from .network import ToxicFault
+from .base import FaultError
 
-__all__ = ["KAFKA_ERRORS", "PG_SQLSTATES", "KafkaResponseFault", "PgStatementFault", "ProtocolToxicFault"]
+__all__ = ["KAFKA_ERRORS", "PG_SQLSTATES", "KafkaResponseFault", "PgStatementFault"]
 
 PG_SQLSTATES = ("40001", "40P01", "57P01", "53300", "57014", "")
 KAFKA_ERRORS = ("NOT_LEADER_OR_FOLLOWER", "REQUEST_TIMED_OUT", "NOT_ENOUGH_REPLICAS", "LEADER_NOT_AVAILABLE",
@@ -40,7 +38,9 @@ class PgStatementFault:
         if self.latency_ms < 0:
             raise FaultError(f"latency_ms must be >= 0, got {self.latency_ms!r}")
 
-    type = "postgres"
+    type: ClassVar[str] = "postgres"
+    direction: ClassVar[str] = "upstream"
+    toxicity: ClassVar[float] = 1.0
 
     def attributes(self) -> dict[str, Any]:
         return {"pattern": self.pattern, "sqlstate": self.sqlstate, "message": self.message,
@@ -65,26 +65,10 @@ class KafkaResponseFault:
         if self.throttle_time_ms < 0:
             raise FaultError(f"throttle_time_ms must be >= 0, got {self.throttle_time_ms!r}")
 
-    type = "kafka"
+    type: ClassVar[str] = "kafka"
+    direction: ClassVar[str] = "upstream"
+    toxicity: ClassVar[float] = 1.0
 
     def attributes(self) -> dict[str, Any]:
         return {"api_keys": self.api_keys, "error": self.error, "forward": self.forward,
                 "probability": self.probability, "throttle_time_ms": self.throttle_time_ms}
-
-
-class ProtocolToxicFault(ToxicFault):
-    """One protocol-aware toxic on one proxy; healed as any toxic is (ToxicFault.heal_from removes it by name)."""
-
-    def __init__(self, ledger: FaultLedger, api_url: str, proxy: str,
-                 spec: PgStatementFault | KafkaResponseFault) -> None:
-        Fault.__init__(self, ledger)
-        self.api_url, self.proxy, self.protocol_spec = api_url, proxy, spec
-        self.toxic_name = f"lab-{spec.type}"
-
-    def heal_data(self) -> dict[str, Any]:
-        return {"api": self.api_url, "proxy": self.proxy, "toxic": self.toxic_name, "type": self.protocol_spec.type,
-                "direction": "upstream", "attributes": self.protocol_spec.attributes()}
-
-    async def _inject(self) -> None:
-        await ToxiproxyClient(self.api_url).add_toxic(self.proxy, self.protocol_spec.type, name=self.toxic_name,
-                                                      stream="upstream", attributes=self.protocol_spec.attributes())

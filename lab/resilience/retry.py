@@ -16,7 +16,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import tenacity
 
-from ..errors import ConfigError, DeadlineExceeded  # DeadlineExceeded re-exported from its old home
+from ..errors import ConfigError
+from ..errors import DeadlineExceeded as DeadlineExceeded  # re-exported from its old home
 from .config import ExceptionMatcher, _matches
 
 T = TypeVar("T")

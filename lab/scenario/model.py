@@ -74,7 +74,7 @@ def _import_package() -> Any:
 def available() -> dict[str, Scenario]:
     """Scenarios in scenarios/, then in each directory of LAB_SCENARIO_PATH (read when called)."""
     package = _import_package()
-    found = {}
+    found: dict[str, Scenario] = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -20,7 +20,7 @@ from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, Ka
                        PostgresSettings, check_delivery)
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
-from ..errors import DeliveryNotAcked  # re-exported: it lived here before lab/errors.py held every LabError
+from ..errors import DeliveryNotAcked as DeliveryNotAcked  # re-exported: it lived here before lab/errors.py
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .history import FAIL, OK, History
 

@@ -15,7 +15,7 @@ import time
 from typing import Awaitable, Callable
 
 from ..config import HOST, PG_DATABASE, PG_USER, Settings
-from ..errors import Unhealthy  # re-exported: health.Unhealthy is where callers have always caught it
+from ..errors import Unhealthy as Unhealthy  # re-exported: health.Unhealthy is where callers catch it
 
 
 async def proxy_ready(api_port: int, expect: tuple[str, ...] = (), timeout_s: float = 2.0) -> str:

@@ -135,7 +135,7 @@ KINDS = ["toxic", "protocol_toxic", "partition", "flapping", "pause", "kill", "c
 
 
 def _class_of(kind: str) -> str:
-    return {"toxic": "ToxicFault", "protocol_toxic": "ProtocolToxicFault", "partition": "Partition",
+    return {"toxic": "ToxicFault", "protocol_toxic": "ToxicFault", "partition": "Partition",
             "flapping": "Flapping", "pause": "Pause", "kill": "KillRestart", "crash": "CrashBackend",
             "fd_limit": "ServerFdLimit", "flood": "ConnectionFlood", "client_fd_limit": "ClientFdLimit",
             "memory_limit": "MemoryLimit", "memory_trigger": "MemoryTrigger", "memory_hog": "MemoryHog",

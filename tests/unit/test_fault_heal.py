@@ -20,7 +20,7 @@ from lab.faults.base import class_path
 from lab.faults.heal import fault_class
 from lab.faults.ledger import FORMAT_1_FAULTS, validate
 from lab.faults.network import Flapping, Partition, ToxicFault, bandwidth, latency
-from lab.faults.protocol import KafkaResponseFault, ProtocolToxicFault
+from lab.faults.protocol import KafkaResponseFault, PgStatementFault
 from lab.scenario import ClientProfile, FaultContext
 
 pytestmark = pytest.mark.unit
@@ -101,7 +101,7 @@ def test_the_recorded_class_is_the_faults_own_and_heals_with_its_data(tmp_path):
     entry = ledger.open(class_path(type(fault)), fault.kind, fault.key(), fault.heal_data())
     assert entry["fault"] == "lab.faults.network:Partition" and entry["format"] == 2
     assert fault_class(entry) is Partition
-    assert fault_class({**entry, "fault": class_path(ProtocolToxicFault)}) is ProtocolToxicFault
+    assert fault_class({**entry, "fault": class_path(ToxicFault)}) is ToxicFault
 
 
 # ---- format 1: what chaoslab wrote before each class held its heal --------------------------------------------
@@ -166,7 +166,10 @@ def test_factories_build_the_fault_classes_from_the_service_name(tmp_path):
     toxic = ctx.toxic("postgres", latency(400))
     assert isinstance(toxic, ToxicFault) and toxic.proxy == "postgres" and toxic.ledger is ctx.ledger
     assert toxic.api_url == ctx.settings.proxy_url == "http://127.0.0.1:18474"
-    assert isinstance(ctx.toxic("kafka", KafkaResponseFault("REQUEST_TIMED_OUT")), ProtocolToxicFault)
+    protocol = ctx.toxic("kafka", KafkaResponseFault("REQUEST_TIMED_OUT"))
+    assert isinstance(protocol, ToxicFault) and protocol.key() == "toxic:kafka:lab-kafka-upstream"
+    assert protocol.heal_data()["type"] == "kafka" and protocol.heal_data()["direction"] == "upstream"
+    assert ctx.toxic("postgres", PgStatementFault("x", "57P01")).heal_data()["attributes"]["sqlstate"] == "57P01"
     assert ctx.partition("kafka").key() == "partition:kafka"
     flapping = ctx.flapping("postgres", down_s=0.4, up_s=0.6)
     assert isinstance(flapping, Flapping) and (flapping.down_s, flapping.up_s) == (0.4, 0.6)
@@ -207,6 +210,6 @@ def test_every_fault_class_in_lab_defines_or_inherits_a_heal():
             yield from subclasses(sub)
 
     ours = [c for c in subclasses(Fault) if c.__module__.startswith("lab.") and "kind" in vars(c)]
-    assert len(ours) >= 12  # the twelve kinds of format 1 (ProtocolToxicFault is a toxic)
+    assert len(ours) >= 12  # the twelve kinds of format 1
     missing = [c.__qualname__ for c in ours if c.heal_from.__func__ is Fault.heal_from.__func__]
     assert missing == []
