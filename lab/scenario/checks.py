@@ -383,6 +383,7 @@ def failing(reason: str) -> Check:
 
 
 __all__ = ["FAIL", "OK", "PASS", "UNKNOWN", "Check", "Verdict", "breaker_ignores_cancellations", "breaker_opens",
-           "calls_bounded", "closes_after_heal", "failing", "failures_during_fault", "fault_observed",
+           "calls_bounded", "closes_after_heal", "failed_with_cause", "failing", "failures_during_fault",
+           "fault_delay_matches", "fault_observed",
            "half_open_after_wait", "half_open_permits_respected", "only_expected_errors", "opened_because",
            "probe_passes", "recovered", "run_check", "worst"]
