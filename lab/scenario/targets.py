@@ -21,7 +21,7 @@ from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, Ka
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
-from .history import FAIL, OK, History
+from .history import FAIL, OK, UNKNOWN, History
 
 if TYPE_CHECKING:
     from .mutants import Mutant
@@ -270,15 +270,17 @@ class KafkaTarget:
             self.history.add("probe", FAIL, name="kafka.readback", evidence=f"read-back failed: {err}")
             return
         ids = [r.key.decode() for r in records]
-        acked = ([d.message_id for d in self.producer.ledger.entries if d.status == ACKED]
-                 if self.producer is not None else self.acked)
+        acked = self.producer.ledger.acked_ids(self.topic) if self.producer is not None else self.acked
         if self.producer is not None:
-            report = check_delivery(self.producer.ledger.entries, ids)
-            self.history.add("probe", OK if report.ok else FAIL, name="kafka.readback", evidence=report.summary())
-            entries = sum(1 for d in self.producer.ledger.entries if d.topic == self.topic)
-            self.history.add("probe", OK if entries == self.sent else FAIL, name="kafka.ledger",
-                             evidence=f"{self.sent} sends, {entries} ledger entries "
-                                      f"({self.producer.ledger.counts()})")
+            ledger = self.producer.ledger
+            report = check_delivery(ledger, ids, topic=self.topic)
+            verdict = (OK if report.complete else UNKNOWN) if report.ok else FAIL
+            self.history.add("probe", verdict, name="kafka.readback", evidence=report.summary())
+            entries = sum(1 for d in ledger.entries if d.topic == self.topic)
+            ledger_verdict = (OK if entries == self.sent else FAIL) if ledger.evicted == 0 else UNKNOWN
+            self.history.add("probe", ledger_verdict, name="kafka.ledger",
+                             evidence=f"{self.sent} sends, {entries} ledger entries kept, {ledger.evicted} evicted "
+                                      f"({ledger.counts()})")
         else:
             missing = set(self.acked) - set(ids)
             self.history.add("probe", FAIL if missing else OK, name="kafka.readback",
