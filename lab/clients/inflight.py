@@ -15,6 +15,8 @@ positive, modulo the partition count), so keys land where raw aiokafka puts them
 Per partition there is one open batch at a time, appended to in enqueue order;
 a new one is submitted when it is full or was drained, by one send while the
 others for that partition wait for it, so order within a partition is kept.
+That send is in the batch before it is submitted: aiokafka answers a batch it
+finds empty with None and never sends what is appended to it afterwards.
 aiokafka lingers, drains, retries and expires our batches as it does its own.
 
 Why one timer: every send has the same ``send_deadline_s``, so groups of sends
@@ -156,10 +158,12 @@ class InFlight:
         batch = self.open.get(tp)
         if batch is not None and batch.group.settled and not batch.builder.closed():
             # its sends expired while it still takes messages (an outage): a new group in the same batch
-            group = self._open_group(topic, sent_at)
-            batch.group = group
-            batch.future.add_done_callback(functools.partial(self._batch_answered, tp, batch, group))
-            return self._append_to(batch, value, key, permit, message_id, sent_at)
+            metadata = batch.builder.append(timestamp=None, key=key, value=value)
+            if metadata is not None:  # else it is full (and now closed): a new batch
+                group = self._open_group(topic, sent_at)
+                batch.group = group
+                batch.future.add_done_callback(functools.partial(self._batch_answered, tp, batch, group))
+                return self._add_send(group, metadata, permit, message_id, sent_at)
         return await self._start_batch(tp, value, key, permit, message_id, sent_at, give_up_at)
 
     async def _start_batch(self, tp: tuple[str, int], value: bytes, key: bytes, permit: Permit | int,
@@ -169,17 +173,26 @@ class InFlight:
         error: BaseException | None = KafkaUnavailable("the send starting the batch was cancelled")
         try:
             builder = self.aiokafka.create_batch()
-            try:  # waits for metadata and for the partition's previous batch to drain
-                future = await asyncio.wait_for(self.aiokafka.send_batch(builder, tp[0], partition=tp[1]),
-                                                max(0.0, give_up_at - time.monotonic()))
-            except asyncio.TimeoutError:
+            # The message goes in BEFORE the batch is submitted: aiokafka drains a batch that is empty
+            # when its sender wakes up without sending it, and resolves its future with None
+            # (MessageBatch.done_noack); a message appended after that is never sent. The builder is
+            # not closed by that drain, so the append would succeed and the send be settled as acked.
+            metadata = builder.append(timestamp=None, key=key, value=value)
+            if metadata is None:  # a fresh batch takes its first message whatever its size
+                raise KafkaTimeoutError("a new batch refused its first message")
+            try:  # waits for metadata and for the partition's previous batch to drain; in this task, so
+                # nothing can cancel it once aiokafka has queued the batch (asyncio.wait_for ran it in a
+                # task of its own, and one more loop iteration passed before this task went on)
+                async with asyncio.timeout(max(0.0, give_up_at - time.monotonic())):
+                    future = await self.aiokafka.send_batch(builder, tp[0], partition=tp[1])
+            except TimeoutError:
                 raise KafkaTimeoutError(f"no room for a batch for {tp[0]}[{tp[1]}] "
                                         f"within {2 * self.request_timeout_s:g}s") from None
             group = self._open_group(tp[0], sent_at)
             batch = self.open[tp] = _OpenBatch(builder, future, group)
             future.add_done_callback(functools.partial(self._batch_answered, tp, batch, group))
             error = None
-            return self._append_to(batch, value, key, permit, message_id, sent_at)
+            return self._add_send(group, metadata, permit, message_id, sent_at)
         except BaseException as err:
             if not isinstance(err, asyncio.CancelledError):
                 error = err
@@ -188,13 +201,10 @@ class InFlight:
             del self.opening[tp]
             opening.set_result(error)
 
-    def _append_to(self, batch: _OpenBatch, value: bytes, key: bytes, permit: Permit | int, message_id: str,
-                   sent_at: float) -> "asyncio.Future[Delivery]":
-        metadata = batch.builder.append(timestamp=None, key=key, value=value)
-        if metadata is None:  # a fresh batch takes its first message whatever its size; drained at once: rare
-            raise KafkaTimeoutError("the new batch was drained before the message went in; send again")
+    def _add_send(self, group: _Group, metadata: Any, permit: Permit | int, message_id: str,
+                  sent_at: float) -> "asyncio.Future[Delivery]":
         result = _Future(loop=self.loop)
-        batch.group.sends.append((metadata.offset, permit, message_id, sent_at, result))
+        group.sends.append((metadata.offset, permit, message_id, sent_at, result))
         return result
 
     def _open_group(self, topic: str, sent_at: float) -> _Group:

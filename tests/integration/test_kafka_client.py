@@ -142,3 +142,26 @@ async def test_a_stopped_producer_is_not_kept_alive_by_its_sends(stack):
     del producer, pending
     gc.collect()
     assert alive() is None
+
+
+async def test_a_new_batch_is_never_submitted_empty(stack):
+    """Each send that starts a batch is in it before aiokafka can drain it.
+
+    aiokafka drains an empty batch without a request and resolves its future
+    with None (MessageBatch.done_noack); a message put into the builder after
+    that is never sent, yet the batch's None answer settled it as acked, with no
+    partition or offset (the blackhole scenario's lost acked message). With
+    ``linger_ms=0`` the sender drains a batch at its next wake-up, before the
+    task that submitted the batch runs again, so every sequential send here
+    starts a batch in that window.
+    """
+    topic = f"first-{uuid.uuid4().hex[:8]}"
+    async with KafkaProducer(KafkaSettings(stack.kafka, linger_ms=0)) as producer:
+        deliveries = [await producer.send(topic, b"v", message_id=f"k{i:03d}") for i in range(30)]
+    assert [d.status for d in deliveries] == [ACKED] * 30
+    async with KafkaConsumer(ConsumerSettings(stack.kafka)) as consumer:
+        records = await consumer.read_all(topic, timeout_s=10)
+    where = {r.key.decode(): (r.partition, r.offset) for r in records}
+    wrong = [(d.message_id, d.partition, d.offset, where.get(d.message_id)) for d in deliveries
+             if where.get(d.message_id) != (d.partition, d.offset)]
+    assert wrong == [], f"acked but not read back where acknowledged (id, partition, offset, read back at): {wrong}"
