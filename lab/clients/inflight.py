@@ -260,6 +260,11 @@ class InFlight:
         else:
             error = batch_future.exception()  # it may have reached the broker before failing
             metadata = batch_future.result() if error is None else None  # None with acks=0
+            if error is None and metadata is None and self.producer.settings.acks != 0:
+                # aiokafka answers None for a batch it drained empty, without sending it: whatever
+                # was appended to it afterwards never left, so it is not acknowledged
+                error = KafkaUnavailable("aiokafka answered the batch with no offset, though acks is "
+                                         f"{self.producer.settings.acks!r}")
         now = time.monotonic()
         producer = self.producer
         breaker, ledger = producer.breaker, producer.ledger
