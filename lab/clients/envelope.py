@@ -1,0 +1,227 @@
+"""The event envelope every message travels in, and its codec to a Kafka value plus headers.
+
+Wire format ("binary mode", as CloudEvents' Kafka binding has it): the Kafka
+value is the payload's bytes untouched, and every envelope field is one Kafka
+header named ``env.<field>`` with a UTF-8 value. So a payload of any size costs
+no re-encoding (no base64, no JSON escaping of a 2 MB body), and a consumer can
+read the id, type and correlation id without parsing the payload.
+
+Fields (schema version 2):
+
+    id              str, non-empty: what consumers deduplicate by and the loss check compares
+    type            str, non-empty: what happened (``orders.order.created``)
+    source          str, non-empty: who says so (service name)
+    time_ms         int >= 0: when, milliseconds since the Unix epoch
+    schema_version  int >= 1: the envelope schema the producer wrote
+    correlation_id  str or None: the request/conversation this message belongs to
+    causation_id    str or None: the id of the message that caused this one (new in version 2)
+    headers         the caller's own headers: name -> str (names must not start with ``env.``)
+    payload         bytes: the Kafka value
+    extensions      ``env.*`` headers this version does not know, kept as bytes
+
+Compatibility, both ways and tested across versions (tests/property/test_envelope.py):
+* backward: a version-1 message (no causation_id) decodes, with causation_id None;
+* forward: a message from a newer schema decodes; the ``env.*`` headers this code
+  does not know are kept in ``extensions`` and written back unchanged on encode,
+  so a message relayed through an older service loses nothing.
+
+Malformed input never crashes: ``decode`` and the constructor raise
+EnvelopeError (a LabError) whose message and ``field`` name the field at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Iterable, Mapping, Sequence
+
+from ..errors import LabError
+
+#: The schema version this code writes.
+SCHEMA_VERSION = 2
+#: Prefix of the envelope's own Kafka headers.
+PREFIX = "env."
+
+_REQUIRED_TEXT = ("id", "type", "source")
+_OPTIONAL_TEXT = ("correlation_id", "causation_id")
+_INTEGERS = ("time_ms", "schema_version")
+#: Fields each schema version writes (what a producer of that version puts on the wire).
+FIELDS_BY_VERSION: dict[int, tuple[str, ...]] = {
+    1: ("id", "type", "source", "time_ms", "schema_version", "correlation_id"),
+    2: ("id", "type", "source", "time_ms", "schema_version", "correlation_id", "causation_id"),
+}
+_KNOWN = frozenset(PREFIX + name for name in FIELDS_BY_VERSION[SCHEMA_VERSION])
+
+KafkaHeaders = list[tuple[str, bytes]]
+
+
+class EnvelopeError(LabError):
+    """An envelope, or the Kafka record it was read from, is malformed; ``field`` names what."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"event envelope field {field!r}: {problem}")
+        self.field = field
+
+
+def _text(field: str, value: object, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise EnvelopeError(field, f"must be a string{' or None' if optional else ''}, not {type(value).__name__}")
+    if not value:
+        raise EnvelopeError(field, "must not be empty")
+    _utf8_encodable(field, value)
+    return value
+
+
+def _utf8_encodable(field: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate: no Kafka header can carry it
+        raise EnvelopeError(field, f"is not encodable as UTF-8 ({err.reason} at index {err.start})") from None
+
+
+def _integer(field: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise EnvelopeError(field, f"must be an integer, not {type(value).__name__}")
+    if value < minimum:
+        raise EnvelopeError(field, f"must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """One event: metadata plus an opaque payload. Validated when made; immutable."""
+
+    type: str
+    source: str
+    payload: bytes = b""
+    id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    time_ms: int = dataclasses.field(default_factory=lambda: time.time_ns() // 1_000_000)
+    schema_version: int = SCHEMA_VERSION
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    extensions: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in _REQUIRED_TEXT:
+            _text(name, getattr(self, name))
+        for name in _OPTIONAL_TEXT:
+            _text(name, getattr(self, name), optional=True)
+        _integer("time_ms", self.time_ms, 0)
+        _integer("schema_version", self.schema_version, 1)
+        if not isinstance(self.payload, (bytes, bytearray, memoryview)):
+            raise EnvelopeError("payload", f"must be bytes, not {type(self.payload).__name__} "
+                                           "(encode it first, e.g. json.dumps(...).encode())")
+        if not isinstance(self.headers, Mapping):
+            raise EnvelopeError("headers", f"must be a mapping of str to str, not {type(self.headers).__name__}")
+        for name, value in self.headers.items():
+            if not isinstance(name, str) or not name:
+                raise EnvelopeError("headers", f"header names must be non-empty strings, not {name!r}")
+            if name.startswith(PREFIX):
+                raise EnvelopeError("headers", f"header {name!r} uses the envelope's reserved prefix {PREFIX!r}")
+            if not isinstance(value, str):
+                raise EnvelopeError(f"headers[{name!r}]", f"must be a string, not {type(value).__name__}")
+            _utf8_encodable(f"headers[{name!r}]", value)
+            _utf8_encodable("headers", name)
+        for name, raw in self.extensions.items():
+            if not isinstance(name, str) or not name.startswith(PREFIX) or name in _KNOWN:
+                raise EnvelopeError("extensions", f"{name!r} is not an unknown {PREFIX}* header")
+            if not isinstance(raw, bytes):
+                raise EnvelopeError(f"extensions[{name!r}]", f"must be bytes, not {type(raw).__name__}")
+
+    def caused(self, event_type: str, source: str, payload: bytes = b"") -> "Envelope":
+        """A new event caused by this one: same correlation id (or this id), causation id = this id."""
+        return Envelope(type=event_type, source=source, payload=payload,
+                        correlation_id=self.correlation_id or self.id, causation_id=self.id)
+
+
+def encode(envelope: Envelope, version: int | None = None) -> tuple[bytes, KafkaHeaders]:
+    """The Kafka value and headers of ``envelope``.
+
+    By default the fields of the current schema are written, under the envelope's
+    own schema_version if it is newer (a message relayed from a newer producer
+    keeps its version and, through ``extensions``, its unknown fields). An explicit
+    older ``version`` writes what a producer of that version wrote (for the
+    compatibility tests); extensions are always written back.
+    """
+    fields = FIELDS_BY_VERSION.get(version if version is not None else SCHEMA_VERSION)
+    if fields is None:
+        raise EnvelopeError("schema_version", f"cannot write version {version}; known: {sorted(FIELDS_BY_VERSION)}")
+    if version is None:
+        version = max(envelope.schema_version, SCHEMA_VERSION)
+    headers: KafkaHeaders = []
+    for name in fields:
+        value = version if name == "schema_version" else getattr(envelope, name)
+        if value is not None:
+            headers.append((PREFIX + name, str(value).encode()))
+    headers.extend(envelope.extensions.items())
+    headers.extend((name, value.encode()) for name, value in envelope.headers.items())
+    return bytes(envelope.payload), headers
+
+
+def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> Envelope:
+    """The Envelope of a Kafka record; EnvelopeError naming the field for anything malformed."""
+    if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
+        raise EnvelopeError("payload", f"the record value must be bytes, not {type(value).__name__}")
+    known: dict[str, bytes] = {}
+    extensions: dict[str, bytes] = {}
+    user: dict[str, str] = {}
+    for item in headers or ():
+        if not isinstance(item, Sequence) or len(item) != 2:
+            raise EnvelopeError("headers", f"each header must be a (name, bytes) pair, not {item!r:.80}")
+        name, raw = item
+        if not isinstance(name, str):
+            raise EnvelopeError("headers", f"header name must be a string, not {type(name).__name__}")
+        if raw is None:
+            raw = b""
+        if not isinstance(raw, (bytes, bytearray)):
+            raise EnvelopeError(name[len(PREFIX):] if name in _KNOWN else f"headers[{name!r}]",
+                                f"header value must be bytes, not {type(raw).__name__}")
+        target = known if name in _KNOWN else extensions if name.startswith(PREFIX) else None
+        if name in known or name in extensions or name in user:
+            raise EnvelopeError(name[len(PREFIX):] if name in _KNOWN else f"headers[{name!r}]",
+                                f"header {name!r} appears more than once")
+        if target is not None:
+            target[name] = bytes(raw)
+        else:
+            user[name] = _utf8(f"headers[{name!r}]", raw)
+    fields: dict[str, object] = {}
+    for name in FIELDS_BY_VERSION[SCHEMA_VERSION]:
+        raw = known.get(PREFIX + name)
+        if raw is None:
+            if name in _REQUIRED_TEXT or name in _INTEGERS:
+                raise EnvelopeError(name, f"is missing (no {PREFIX + name!r} header)")
+            continue
+        text = _utf8(name, raw)
+        if name in _INTEGERS:
+            if not text.isascii() or not text.isdigit():
+                raise EnvelopeError(name, f"must be a decimal integer, not {text!r:.40}")
+            fields[name] = int(text)
+        else:
+            fields[name] = text
+    if value is None:
+        raise EnvelopeError("payload", "the record has no value (a tombstone is not an event)")
+    return Envelope(payload=bytes(value), headers=user, extensions=extensions, **fields)  # type: ignore[arg-type]
+
+
+def _utf8(field: str, raw: bytes) -> str:
+    try:
+        return bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise EnvelopeError(field, f"is not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
+def envelope_id(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """Just the id header of a record (None if absent or not UTF-8): what read-back and dedup need."""
+    for name, raw in headers or ():
+        if name == PREFIX + "id":
+            try:
+                return bytes(raw).decode("utf-8") or None
+            except (UnicodeDecodeError, TypeError):
+                return None
+    return None
