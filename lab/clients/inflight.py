@@ -115,7 +115,7 @@ class InFlight:
         return sum(not send[4].done() for group in self.fifo for send in group.sends)
 
     def append(self, topic: str, value: bytes, key: bytes, permit: Permit | int, message_id: str,
-               sent_at: float) -> "asyncio.Future[Delivery] | None":
+               sent_at: float, headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery] | None":
         """Add the message to its partition's open batch; its Delivery's future, or None if that takes a
         new batch (then call ``append_to_new_batch``)."""
         partitions = self.partitions.get(topic)
@@ -125,7 +125,8 @@ class InFlight:
         batch = self.open.get(tp)
         if batch is None or batch.group.settled:
             return None
-        metadata = batch.builder.append(timestamp=None, key=key, value=value)
+        metadata = (batch.builder.append(timestamp=None, key=key, value=value) if headers is None
+                    else batch.builder.append(timestamp=None, key=key, value=value, headers=headers))
         if metadata is None:  # full (a message over batch_size never fits a batch begun), or drained already
             return None
         result = _Future(loop=self.loop)
@@ -133,14 +134,15 @@ class InFlight:
         return result
 
     async def append_to_new_batch(self, topic: str, value: bytes, key: bytes, permit: Permit | int,
-                                  message_id: str, sent_at: float) -> "asyncio.Future[Delivery]":
+                                  message_id: str, sent_at: float,
+                                  headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery]":
         """Add the message to its partition's open batch, starting one if needed; raises if it cannot
         within twice the request timeout from ``sent_at`` (metadata, then room in aiokafka's queue)."""
         give_up_at = sent_at + 2 * self.request_timeout_s
         partitions = sorted(await self.aiokafka.partitions_for(topic))  # bounded by the request timeout
         self.partitions[topic] = partitions
         tp = (topic, partition_for(key, partitions))
-        if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []) > MAX_REQUEST_BYTES:
+        if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers or []) > MAX_REQUEST_BYTES:
             raise MessageSizeTooLargeError(f"the message is larger than {MAX_REQUEST_BYTES} bytes")
         while True:
             opening = self.opening.get(tp)
@@ -152,22 +154,23 @@ class InFlight:
                 raise KafkaTimeoutError(f"no batch for {tp[0]}[{tp[1]}] within {2 * self.request_timeout_s:g}s")
             if error is not None:
                 raise KafkaUnavailable(f"cannot start a batch for {tp[0]}[{tp[1]}]: {error!r}")
-        result = self.append(topic, value, key, permit, message_id, sent_at)
+        result = self.append(topic, value, key, permit, message_id, sent_at, headers)
         if result is not None:
             return result
         batch = self.open.get(tp)
         if batch is not None and batch.group.settled and not batch.builder.closed():
             # its sends expired while it still takes messages (an outage): a new group in the same batch
-            metadata = batch.builder.append(timestamp=None, key=key, value=value)
+            metadata = batch.builder.append(timestamp=None, key=key, value=value, headers=headers or [])
             if metadata is not None:  # else it is full (and now closed): a new batch
                 group = self._open_group(topic, sent_at)
                 batch.group = group
                 batch.future.add_done_callback(functools.partial(self._batch_answered, tp, batch, group))
                 return self._add_send(group, metadata, permit, message_id, sent_at)
-        return await self._start_batch(tp, value, key, permit, message_id, sent_at, give_up_at)
+        return await self._start_batch(tp, value, key, permit, message_id, sent_at, give_up_at, headers or [])
 
     async def _start_batch(self, tp: tuple[str, int], value: bytes, key: bytes, permit: Permit | int,
-                           message_id: str, sent_at: float, give_up_at: float) -> "asyncio.Future[Delivery]":
+                           message_id: str, sent_at: float, give_up_at: float,
+                           headers: list[tuple[str, bytes]]) -> "asyncio.Future[Delivery]":
         opening: asyncio.Future[BaseException | None] = self.loop.create_future()
         self.opening[tp] = opening
         error: BaseException | None = KafkaUnavailable("the send starting the batch was cancelled")
@@ -177,7 +180,7 @@ class InFlight:
             # when its sender wakes up without sending it, and resolves its future with None
             # (MessageBatch.done_noack); a message appended after that is never sent. The builder is
             # not closed by that drain, so the append would succeed and the send be settled as acked.
-            metadata = builder.append(timestamp=None, key=key, value=value)
+            metadata = builder.append(timestamp=None, key=key, value=value, headers=headers)
             if metadata is None:  # a fresh batch takes its first message whatever its size
                 raise KafkaTimeoutError("a new batch refused its first message")
             try:  # waits for metadata and for the partition's previous batch to drain; in this task, so

@@ -35,6 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
 from ..resilience import BreakerConfig, CircuitBreaker
 from ..resilience.breaker import Permit
+from .envelope import Envelope, EnvelopeError, decode as decode_envelope, encode as encode_envelope
+from .dedup import SeenIds
 from .inflight import MAX_REQUEST_BYTES, InFlight
 from .kafka_errors import as_lab_error, is_business_error, is_infrastructure_error, translated
 from .ledger import ACKED, FAILED, Delivery, DeliveryLedger
@@ -115,12 +117,25 @@ class KafkaProducer:
         await self.stop()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None,
-                   message_id: str | None = None) -> Delivery:
+                   message_id: str | None = None, headers: list[tuple[str, bytes]] | None = None) -> Delivery:
         """Send one message; resolves within send_deadline_s to an acked, failed or unknown Delivery."""
-        return await await_delivery(await self.enqueue(topic, value, key, message_id))
+        return await await_delivery(await self.enqueue(topic, value, key, message_id, headers))
+
+    async def send_envelope(self, topic: str, envelope: Envelope, key: bytes | None = None) -> Delivery:
+        """Send one event in its envelope (see envelope.py): the ledger records it under the envelope's id,
+        and the key is that id unless given (so partitioning spreads events as it spreads ids)."""
+        return await await_delivery(await self.enqueue_envelope(topic, envelope, key))
+
+    async def enqueue_envelope(self, topic: str, envelope: Envelope,
+                               key: bytes | None = None) -> "asyncio.Future[Delivery]":
+        """``enqueue`` for an envelope: a future of its Delivery, for pipelined sends."""
+        value, headers = encode_envelope(envelope)
+        return await self.enqueue(topic, value, key if key is not None else envelope.id.encode(), envelope.id,
+                                  headers)
 
     async def enqueue(self, topic: str, value: bytes, key: bytes | None = None,
-                      message_id: str | None = None) -> "asyncio.Future[Delivery]":
+                      message_id: str | None = None,
+                      headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery]":
         """Hand one message to the producer; returns a future of its Delivery.
 
         Await the returned futures together to pipeline sends (as with raw
@@ -141,9 +156,10 @@ class KafkaProducer:
         try:
             if self._producer is None or in_flight is None:
                 raise KafkaUnavailable("the producer is not started")
-            result = in_flight.append(topic, value, key, permit, message_id, sent_at)
+            result = in_flight.append(topic, value, key, permit, message_id, sent_at, headers)
             if result is None:  # it takes a new batch: bounded by request_timeout twice over (see settings)
-                result = await in_flight.append_to_new_batch(topic, value, key, permit, message_id, sent_at)
+                result = await in_flight.append_to_new_batch(topic, value, key, permit, message_id, sent_at,
+                                                             headers)
         except asyncio.CancelledError as err:
             breaker.record_result(_permit(permit, sent_at), err)
             raise
@@ -301,6 +317,23 @@ class KafkaConsumer:
                 return records
             records += await self.poll(min(0.5, max(0.05, deadline - time.monotonic())))
         raise KafkaUnavailable(f"read-back of {topic!r} did not reach the end offsets within {timeout_s:g}s")
+
+    async def poll_envelopes(self, seen: SeenIds, timeout_s: float = 1.0,
+                             max_records: int | None = None) -> tuple[list[Envelope], list[EnvelopeError]]:
+        """The next records as envelopes, each event once: a record whose envelope id ``seen`` already
+        holds is dropped (counted in ``seen.duplicates``); a malformed record is returned as its
+        EnvelopeError, not raised, so one bad record does not stop the consumer."""
+        events: list[Envelope] = []
+        malformed: list[EnvelopeError] = []
+        for record in await self.poll(timeout_s, max_records):
+            try:
+                envelope = decode_envelope(record.value, record.headers)
+            except EnvelopeError as err:
+                malformed.append(err)
+                continue
+            if seen.first_time(envelope.id):
+                events.append(envelope)
+        return events, malformed
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from ..clients import (ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, KafkaSettings, PostgresClient,
                        PostgresSettings, check_delivery)
+from ..clients.envelope import Envelope, encode as encode_envelope, envelope_id
 from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
@@ -243,12 +244,18 @@ class KafkaTarget:
         message_id = f"{self.topic}-{sequence:07d}"
         if self.producer is not None:
             self.sent += 1
-            delivery = await self.producer.send(self.topic, b"chaos", message_id=message_id)
+            delivery = await self.producer.send_envelope(self.topic, self._event(message_id))
             if delivery.status != ACKED:
                 raise DeliveryNotAcked(delivery.error_class or delivery.status)
         else:
-            await self.raw.send_and_wait(self.topic, b"chaos", key=message_id.encode())  # type: ignore[union-attr]
+            value, headers = encode_envelope(self._event(message_id))
+            await self.raw.send_and_wait(self.topic, value, key=message_id.encode(),  # type: ignore[union-attr]
+                                         headers=headers)
             self.acked.append(message_id)
+
+    def _event(self, message_id: str) -> Envelope:
+        """Each operation's message travels in an envelope; the read-back compares envelope ids."""
+        return Envelope(type="chaoslab.operation", source=f"lab.target.{self.name}", payload=b"chaos", id=message_id)
 
     async def close(self) -> None:
         if self.group is not None:
@@ -269,7 +276,7 @@ class KafkaTarget:
         except Exception as err:
             self.history.add("probe", FAIL, name="kafka.readback", evidence=f"read-back failed: {err}")
             return
-        ids = [r.key.decode() for r in records]
+        ids = [envelope_id(r.headers) or "<no envelope id>" for r in records]
         acked = self.producer.ledger.acked_ids(self.topic) if self.producer is not None else self.acked
         if self.producer is not None:
             ledger = self.producer.ledger
@@ -322,7 +329,7 @@ class GroupConsumer:
             try:
                 batches = await self.consumer.getmany(timeout_ms=200)
                 for records in batches.values():
-                    self.consumed += [r.key.decode() for r in records]
+                    self.consumed += [envelope_id(r.headers) or "<no envelope id>" for r in records]
                 if batches:
                     await asyncio.wait_for(self.consumer.commit(), 5)
             except asyncio.CancelledError:
