@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 from ..errors import LabError
 
@@ -117,7 +117,7 @@ class Envelope:
         if not isinstance(self.payload, (bytes, bytearray, memoryview)):
             raise EnvelopeError("payload", f"must be bytes, not {type(self.payload).__name__} "
                                            "(encode it first, e.g. json.dumps(...).encode())")
-        if not isinstance(self.headers, Mapping):
+        if self.headers.__class__ is not dict and not isinstance(self.headers, Mapping):
             raise EnvelopeError("headers", f"must be a mapping of str to str, not {type(self.headers).__name__}")
         for name, value in self.headers.items():
             if not isinstance(name, str) or not name:
@@ -128,6 +128,8 @@ class Envelope:
                 raise EnvelopeError(f"headers[{name!r}]", f"must be a string, not {type(value).__name__}")
             _utf8_encodable(f"headers[{name!r}]", value)
             _utf8_encodable("headers", name)
+        if self.extensions.__class__ is not dict and not isinstance(self.extensions, Mapping):
+            raise EnvelopeError("extensions", f"must be a mapping, not {type(self.extensions).__name__}")
         for name, raw in self.extensions.items():
             if not isinstance(name, str) or not name.startswith(PREFIX) or name in _KNOWN:
                 raise EnvelopeError("extensions", f"{name!r} is not an unknown {PREFIX}* header")
@@ -172,7 +174,7 @@ def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> 
     extensions: dict[str, bytes] = {}
     user: dict[str, str] = {}
     for item in headers or ():
-        if not isinstance(item, Sequence) or len(item) != 2:
+        if item.__class__ is not tuple and not isinstance(item, (tuple, list)) or len(item) != 2:
             raise EnvelopeError("headers", f"each header must be a (name, bytes) pair, not {item!r:.80}")
         name, raw = item
         if not isinstance(name, str):
