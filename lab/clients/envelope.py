@@ -53,6 +53,11 @@ FIELDS_BY_VERSION: dict[int, tuple[str, ...]] = {
 }
 _KNOWN = frozenset(PREFIX + name for name in FIELDS_BY_VERSION[SCHEMA_VERSION])
 
+_HEADER_FIELD = {PREFIX + name: name for name in FIELDS_BY_VERSION[SCHEMA_VERSION]}
+_MINIMUM = {"time_ms": 0, "schema_version": 1}
+_new_envelope = object.__new__
+_set = object.__setattr__  # decode fills a frozen Envelope it has validated itself
+
 KafkaHeaders = list[tuple[str, bytes]]
 
 
@@ -167,48 +172,72 @@ def encode(envelope: Envelope, version: int | None = None) -> tuple[bytes, Kafka
 
 
 def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> Envelope:
-    """The Envelope of a Kafka record; EnvelopeError naming the field for anything malformed."""
+    """The Envelope of a Kafka record; EnvelopeError naming the field for anything malformed.
+
+    Validates as the constructor does, in one pass over the headers (a strictly
+    decoded UTF-8 string holds no surrogate, so the text is not checked twice)."""
     if value is not None and not isinstance(value, (bytes, bytearray, memoryview)):
         raise EnvelopeError("payload", f"the record value must be bytes, not {type(value).__name__}")
-    known: dict[str, bytes] = {}
+    fields: dict[str, str] = {}
     extensions: dict[str, bytes] = {}
     user: dict[str, str] = {}
+    header_field = _HEADER_FIELD
     for item in headers or ():
         if item.__class__ is not tuple and not isinstance(item, (tuple, list)) or len(item) != 2:
             raise EnvelopeError("headers", f"each header must be a (name, bytes) pair, not {item!r:.80}")
         name, raw = item
-        if not isinstance(name, str):
+        if name.__class__ is not str:
             raise EnvelopeError("headers", f"header name must be a string, not {type(name).__name__}")
+        field = header_field.get(name)
+        where = field if field is not None else f"headers[{name!r}]"
         if raw is None:
             raw = b""
-        if not isinstance(raw, (bytes, bytearray)):
-            raise EnvelopeError(name[len(PREFIX):] if name in _KNOWN else f"headers[{name!r}]",
-                                f"header value must be bytes, not {type(raw).__name__}")
-        target = known if name in _KNOWN else extensions if name.startswith(PREFIX) else None
-        if name in known or name in extensions or name in user:
-            raise EnvelopeError(name[len(PREFIX):] if name in _KNOWN else f"headers[{name!r}]",
-                                f"header {name!r} appears more than once")
-        if target is not None:
-            target[name] = bytes(raw)
+        elif raw.__class__ is not bytes and not isinstance(raw, (bytes, bytearray)):
+            raise EnvelopeError(where, f"header value must be bytes, not {type(raw).__name__}")
+        if field is not None:
+            if field in fields:
+                raise EnvelopeError(field, f"header {name!r} appears more than once")
+            fields[field] = _utf8(field, raw)
+        elif name in extensions or name in user:
+            raise EnvelopeError(where, f"header {name!r} appears more than once")
         else:
-            user[name] = _utf8(f"headers[{name!r}]", raw)
-    fields: dict[str, object] = {}
-    for name in FIELDS_BY_VERSION[SCHEMA_VERSION]:
-        raw = known.get(PREFIX + name)
-        if raw is None:
-            if name in _REQUIRED_TEXT or name in _INTEGERS:
-                raise EnvelopeError(name, f"is missing (no {PREFIX + name!r} header)")
-            continue
-        text = _utf8(name, raw)
-        if name in _INTEGERS:
-            if not text.isascii() or not text.isdigit():
-                raise EnvelopeError(name, f"must be a decimal integer, not {text!r:.40}")
-            fields[name] = int(text)
-        else:
-            fields[name] = text
+            _utf8_encodable("headers", name)
+            if name.startswith(PREFIX):
+                extensions[name] = bytes(raw)
+            elif not name:
+                raise EnvelopeError("headers", "header names must be non-empty strings, not ''")
+            else:
+                user[name] = _utf8(where, raw)
+    for field in _REQUIRED_TEXT:
+        text = fields.get(field)
+        if text is None:
+            raise EnvelopeError(field, f"is missing (no {PREFIX + field!r} header)")
+        if not text:
+            raise EnvelopeError(field, "must not be empty")
+    for field in _OPTIONAL_TEXT:
+        if fields.get(field) == "":
+            raise EnvelopeError(field, "must not be empty")
+    numbers: dict[str, int] = {}
+    for field, minimum in _MINIMUM.items():
+        text = fields.get(field)
+        if text is None:
+            raise EnvelopeError(field, f"is missing (no {PREFIX + field!r} header)")
+        if not text.isascii() or not text.isdigit():
+            raise EnvelopeError(field, f"must be a decimal integer, not {text!r:.40}")
+        number = numbers[field] = int(text)
+        if number < minimum:
+            raise EnvelopeError(field, f"must be at least {minimum}, not {number}")
     if value is None:
         raise EnvelopeError("payload", "the record has no value (a tombstone is not an event)")
-    return Envelope(payload=bytes(value), headers=user, extensions=extensions, **fields)  # type: ignore[arg-type]
+    envelope = _new_envelope(Envelope)
+    for name, field_value in (("id", fields["id"]), ("type", fields["type"]), ("source", fields["source"]),
+                              ("payload", bytes(value)), ("time_ms", numbers["time_ms"]),
+                              ("schema_version", numbers["schema_version"]),
+                              ("correlation_id", fields.get("correlation_id")),
+                              ("causation_id", fields.get("causation_id")), ("headers", user),
+                              ("extensions", extensions)):
+        _set(envelope, name, field_value)
+    return envelope
 
 
 def _utf8(field: str, raw: bytes) -> str:
