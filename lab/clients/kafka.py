@@ -12,11 +12,14 @@ Producer:
   own stop waits to flush); what was still pending resolves as unknown;
 * pipelined (``enqueue``), it keeps up with raw aiokafka: it fills aiokafka's
   batches itself and settles each batch at once (see inflight.py), and the
-  ledger keeps a bounded window of deliveries (see ledger.py).
+  ledger keeps a bounded window of deliveries (see ledger.py);
+* ``send_envelope`` sends an event in its envelope (envelope.py), recorded in the
+  ledger under the envelope's id.
 
 Consumer: its failures are raised as LabErrors by the same table; explicit commits only,
-offset queries with explicit partitions (Tansu needs them), lag per partition, and
-``read_all`` for read-back checks.
+offset queries with explicit partitions (Tansu needs them), lag per partition,
+``read_all`` for read-back checks, and ``poll_envelopes`` handing each event over
+once (deduplicated by envelope id in a bounded window, see dedup.py).
 
 Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is off.
 """
