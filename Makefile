@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/stack_bench.py
 	$(PY) bench/breaker_bench.py
-	$(PY) -m lab up && $(PY) bench/clients_bench.py
+	$(PY) -m lab up && $(PY) bench/clients_bench.py && $(PY) bench/producer_bench.py
 
 proxy: $(STAMP)
 	$(PY) -m lab.proxy -host 127.0.0.1

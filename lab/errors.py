@@ -3,6 +3,9 @@
     LabError
      ├── UsageError            bad command-line input (exit code 2)
      ├── ConfigError           a LAB_* setting is invalid
+     │    └── TopicNameError   a topic name or one of its parts breaks the grammar or Kafka's rules (names the part)
+     ├── EnvelopeError         an event envelope, or the Kafka record it came in, is malformed (names the field)
+     ├── TopicRegistryError    the broker refused a topic registry operation for a reason of the request
      ├── BreakerError          circuit breakers
      │    └── CallNotPermitted a breaker refused a call (OPEN, FORCED_OPEN, or HALF_OPEN out of permits)
      ├── DeadlineExceeded      a retry policy's overall deadline passed before an attempt succeeded
@@ -31,9 +34,10 @@ they are met: the clients' tables are lab/clients/pg_errors.py and kafka_errors.
 from __future__ import annotations
 
 __all__ = ["BackendUnavailable", "BinaryNotFound", "BreakerError", "CallNotPermitted", "ClientError", "ConfigError",
-           "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "FaultError", "KafkaTimeout",
+           "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "EnvelopeError", "FaultError", "KafkaTimeout",
            "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError", "QueryTimeout",
-           "StackError", "StartTimeout", "StateError", "StoreError", "Unhealthy", "UsageError"]
+           "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError", "TopicRegistryError", "Unhealthy",
+           "UsageError"]
 
 
 class LabError(Exception):
@@ -47,6 +51,30 @@ class UsageError(LabError):
 
 
 class ConfigError(LabError):
+    exit_code = 2
+
+
+class TopicNameError(ConfigError):
+    """A topic name (or one of its parts) breaks the grammar or Kafka's rules; ``part`` names which."""
+
+    def __init__(self, part: str, problem: str) -> None:
+        super().__init__(f"topic name {part}: {problem}")
+        self.part = part
+
+
+class EnvelopeError(LabError):
+    """An envelope, or the Kafka record it was read from, is malformed; ``field`` names what."""
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"event envelope field {field!r}: {problem}")
+        self.field = field
+
+
+class TopicRegistryError(LabError):
+    """The broker refused a registry operation for a reason of the request (not an outage); says which."""
+
     exit_code = 2
 
 

@@ -9,11 +9,17 @@ Producer:
 * a circuit breaker around sends: while it is open, sends fail at once
   (status failed, error CallNotPermitted) instead of queueing behind an outage;
 * ``stop()`` returns within ``stop_timeout_s`` even during an outage (aiokafka's
-  own stop waits to flush); what was still pending resolves as unknown.
+  own stop waits to flush); what was still pending resolves as unknown;
+* pipelined (``enqueue``), it keeps up with raw aiokafka: it fills aiokafka's
+  batches itself and settles each batch at once (see inflight.py), and the
+  ledger keeps a bounded window of deliveries (see ledger.py);
+* ``send_envelope`` sends an event in its envelope (envelope.py), recorded in the
+  ledger under the envelope's id.
 
 Consumer: its failures are raised as LabErrors by the same table; explicit commits only,
-offset queries with explicit partitions (Tansu needs them), lag per partition, and
-``read_all`` for read-back checks.
+offset queries with explicit partitions (Tansu needs them), lag per partition,
+``read_all`` for read-back checks, and ``poll_envelopes`` handing each event over
+once (deduplicated by envelope id in a bounded window, see dedup.py).
 
 Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is off.
 """
@@ -21,7 +27,6 @@ Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is o
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import time
@@ -32,8 +37,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
 from ..resilience import BreakerConfig, CircuitBreaker
+from ..resilience.breaker import Permit
+from .envelope import Envelope, EnvelopeError, decode as decode_envelope, encode as encode_envelope
+from .dedup import SeenIds
+from .inflight import MAX_REQUEST_BYTES, InFlight
 from .kafka_errors import as_lab_error, is_business_error, is_infrastructure_error, translated
-from .ledger import ACKED, FAILED, UNKNOWN, Delivery, DeliveryLedger
+from .ledger import ACKED, FAILED, Delivery, DeliveryLedger
 from .observability import Histogram, log_event
 
 log = logging.getLogger("lab.clients.kafka")
@@ -66,8 +75,8 @@ class KafkaSettings:
     breaker: BreakerConfig | None = None
 
     def __post_init__(self) -> None:
-        # aiokafka bounds send() by request_timeout twice over (metadata wait, then buffer
-        # space); keeping that inside the deadline is what lets enqueue() skip its own timer.
+        # enqueue() bounds the wait for a message's batch by request_timeout twice over (metadata,
+        # then room in aiokafka's queue); keeping that inside the deadline lets it skip a timer of its own.
         if self.request_timeout_s * 2 > self.send_deadline_s:
             raise ConfigError(f"KafkaSettings: send_deadline_s ({self.send_deadline_s:g}) must be at least twice "
                               f"request_timeout_s ({self.request_timeout_s:g})")
@@ -78,10 +87,13 @@ class KafkaProducer:
         self.settings = settings
         self.breaker = breaker or CircuitBreaker(f"kafka-producer:{settings.client_id}",
                                                  settings.breaker or default_breaker())
-        self.ledger = ledger or DeliveryLedger()
+        self.ledger = ledger if ledger is not None else DeliveryLedger()  # an empty ledger is falsy
         self.send_latency = Histogram()
         self._producer: AIOKafkaProducer | None = None
-        self._deadlines = _DeadlineSweeper()
+        self._in_flight: InFlight | None = None
+        # the generation of a CLOSED breaker stands in for a permit when sent_at is on the breaker's clock
+        self._generation_if_closed = (self.breaker.closed_generation if self.breaker.config.clock is time.monotonic
+                                      else _no_generation)
 
     async def start(self) -> "KafkaProducer":
         s = self.settings
@@ -89,6 +101,7 @@ class KafkaProducer:
             bootstrap_servers=s.bootstrap, client_id=s.client_id, acks=s.acks, enable_idempotence=False,
             request_timeout_ms=int(s.request_timeout_s * 1000), linger_ms=s.linger_ms,
             retry_backoff_ms=100, metadata_max_age_ms=30_000, connections_max_idle_ms=60_000,
+            max_request_size=MAX_REQUEST_BYTES,
         )
         try:
             with translated(f"starting a producer on {s.bootstrap} (bound {s.start_timeout_s:g}s)", starting=True):
@@ -96,6 +109,7 @@ class KafkaProducer:
         except Exception:
             await _bounded(producer.stop(), s.stop_timeout_s)
             raise
+        self._in_flight = InFlight(self, asyncio.get_running_loop(), producer)
         self._producer = producer
         return self
 
@@ -106,12 +120,25 @@ class KafkaProducer:
         await self.stop()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None,
-                   message_id: str | None = None) -> Delivery:
+                   message_id: str | None = None, headers: list[tuple[str, bytes]] | None = None) -> Delivery:
         """Send one message; resolves within send_deadline_s to an acked, failed or unknown Delivery."""
-        return await await_delivery(await self.enqueue(topic, value, key, message_id))
+        return await await_delivery(await self.enqueue(topic, value, key, message_id, headers))
+
+    async def send_envelope(self, topic: str, envelope: Envelope, key: bytes | None = None) -> Delivery:
+        """Send one event in its envelope (see envelope.py): the ledger records it under the envelope's id,
+        and the key is that id unless given (so partitioning spreads events as it spreads ids)."""
+        return await await_delivery(await self.enqueue_envelope(topic, envelope, key))
+
+    async def enqueue_envelope(self, topic: str, envelope: Envelope,
+                               key: bytes | None = None) -> "asyncio.Future[Delivery]":
+        """``enqueue`` for an envelope: a future of its Delivery, for pipelined sends."""
+        value, headers = encode_envelope(envelope)
+        return await self.enqueue(topic, value, key if key is not None else envelope.id.encode(), envelope.id,
+                                  headers)
 
     async def enqueue(self, topic: str, value: bytes, key: bytes | None = None,
-                      message_id: str | None = None) -> "asyncio.Future[Delivery]":
+                      message_id: str | None = None,
+                      headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery]":
         """Hand one message to the producer; returns a future of its Delivery.
 
         Await the returned futures together to pipeline sends (as with raw
@@ -120,27 +147,29 @@ class KafkaProducer:
         """
         message_id = message_id or (key.decode() if key else uuid.uuid4().hex)
         key = key if key is not None else message_id.encode()
-        loop = asyncio.get_running_loop()
-        sent_at = time.monotonic()
-        deadline = sent_at + self.settings.send_deadline_s
+        sent_at = _monotonic()
+        breaker = self.breaker
+        permit = self._generation_if_closed()  # while CLOSED a send needs just the generation (see InFlight)
+        if permit is None:
+            try:
+                permit = breaker.acquire_permission()
+            except CallNotPermitted as err:
+                return _done(self._resolve(message_id, topic, FAILED, sent_at, error=err))
+        in_flight = self._in_flight
         try:
-            permit = self.breaker.acquire_permission()
-        except CallNotPermitted as err:
-            return _done(loop, self._resolve(message_id, topic, FAILED, sent_at, error=err))
-        producer = self._producer
-        try:
-            if producer is None:
+            if self._producer is None or in_flight is None:
                 raise KafkaUnavailable("the producer is not started")
-            kafka_future = await producer.send(topic, value, key=key)  # bounded by request_timeout (see settings)
+            result = in_flight.append(topic, value, key, permit, message_id, sent_at, headers)
+            if result is None:  # it takes a new batch: bounded by request_timeout twice over (see settings)
+                result = await in_flight.append_to_new_batch(topic, value, key, permit, message_id, sent_at,
+                                                             headers)
         except asyncio.CancelledError as err:
-            self.breaker.record_result(permit, err)
+            breaker.record_result(_permit(permit, sent_at), err)
             raise
         except Exception as err:  # refused before it entered the producer's buffer
-            self.breaker.record_result(permit, err)
-            return _done(loop, self._resolve(message_id, topic, FAILED, sent_at, error=err))
-        pending = _Pending(self, loop, kafka_future, permit, message_id, topic, sent_at)
-        self._deadlines.add(loop, pending, deadline)
-        return pending.result
+            breaker.record_result(_permit(permit, sent_at), err)
+            return _done(self._resolve(message_id, topic, FAILED, sent_at, error=err))
+        return result
 
     def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
                  partition: int | None = None, offset: int | None = None) -> Delivery:
@@ -292,86 +321,43 @@ class KafkaConsumer:
             records += await self.poll(min(0.5, max(0.05, deadline - time.monotonic())))
         raise KafkaUnavailable(f"read-back of {topic!r} did not reach the end offsets within {timeout_s:g}s")
 
+    async def poll_envelopes(self, seen: SeenIds, timeout_s: float = 1.0,
+                             max_records: int | None = None) -> tuple[list[Envelope], list[EnvelopeError]]:
+        """The next records as envelopes, each event once: a record whose envelope id ``seen`` already
+        holds is dropped (counted in ``seen.duplicates``); a malformed record is returned as its
+        EnvelopeError, not raised, so one bad record does not stop the consumer."""
+        events: list[Envelope] = []
+        malformed: list[EnvelopeError] = []
+        for record in await self.poll(timeout_s, max_records):
+            try:
+                envelope = decode_envelope(record.value, record.headers)
+            except EnvelopeError as err:
+                malformed.append(err)
+                continue
+            if seen.first_time(envelope.id):
+                events.append(envelope)
+        return events, malformed
+
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None and not await _bounded(consumer.stop(), self.settings.stop_timeout_s):
             log_event(log, logging.WARNING, "consumer stop timed out", timeout_s=self.settings.stop_timeout_s)
 
 
-class _Pending:
-    """Resolves one enqueued send by whichever comes first: aiokafka's answer or the deadline."""
-
-    __slots__ = ("producer", "permit", "message_id", "topic", "sent_at", "result")
-
-    def __init__(self, producer: KafkaProducer, loop: asyncio.AbstractEventLoop, kafka_future: Any, permit: Any,
-                 message_id: str, topic: str, sent_at: float) -> None:
-        self.producer = producer
-        self.permit = permit
-        self.message_id = message_id
-        self.topic = topic
-        self.sent_at = sent_at
-        self.result: asyncio.Future[Delivery] = loop.create_future()
-        kafka_future.add_done_callback(self._answered)
-
-    def _answered(self, kafka_future: Any) -> None:
-        if self.result.done():
-            return
-        if kafka_future.cancelled():
-            self._finish(UNKNOWN, asyncio.CancelledError("delivery future cancelled"))
-            return
-        error = kafka_future.exception()
-        if error is not None:
-            self._finish(UNKNOWN, error)  # it may have reached the broker before failing
-            return
-        metadata = kafka_future.result()
-        producer = self.producer
-        producer.breaker.record_result(self.permit)
-        self.result.set_result(producer._resolve(self.message_id, self.topic, ACKED, self.sent_at,
-                                                 partition=metadata.partition, offset=metadata.offset))
-
-    def expire(self) -> None:
-        if not self.result.done():
-            self._finish(UNKNOWN, TimeoutError(f"no acknowledgement within "
-                                               f"{self.producer.settings.send_deadline_s:g}s"))
-
-    def _finish(self, status: str, error: BaseException) -> None:
-        self.producer.breaker.record_result(self.permit, error)
-        self.result.set_result(self.producer._resolve(self.message_id, self.topic, status, self.sent_at, error=error))
+def _no_generation() -> None:
+    return None
 
 
-class _DeadlineSweeper:
-    """One timer for all pending sends: deadlines grow with enqueue order, so a FIFO suffices."""
-
-    __slots__ = ("queue", "timer")
-
-    def __init__(self) -> None:
-        self.queue: collections.deque[tuple[float, _Pending]] = collections.deque()
-        self.timer: asyncio.TimerHandle | None = None
-
-    def add(self, loop: asyncio.AbstractEventLoop, pending: _Pending, deadline: float) -> None:
-        self.queue.append((deadline, pending))
-        if self.timer is None:
-            self._arm(loop)
-
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        queue = self.queue
-        while queue and queue[0][1].result.done():
-            queue.popleft()  # answered already
-        if not queue:
-            self.timer = None
-            return
-        self.timer = loop.call_later(max(0.0, queue[0][0] - time.monotonic()), self._sweep, loop)
-
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = time.monotonic()
-        queue = self.queue
-        while queue and queue[0][0] <= now:
-            queue.popleft()[1].expire()
-        self._arm(loop)
+_monotonic = time.monotonic
 
 
-def _done(loop: asyncio.AbstractEventLoop, delivery: Delivery) -> "asyncio.Future[Delivery]":
-    future: asyncio.Future[Delivery] = loop.create_future()
+def _permit(permit: Permit | int, sent_at: float) -> Permit:
+    """The Permit of a send that took only the generation (CLOSED; see enqueue)."""
+    return Permit(permit, False, sent_at) if isinstance(permit, int) else permit
+
+
+def _done(delivery: Delivery) -> "asyncio.Future[Delivery]":
+    future: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
     future.set_result(delivery)
     return future
 

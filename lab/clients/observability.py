@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import logging
 from typing import Any
 
@@ -23,6 +24,25 @@ class Histogram:
         self.counts[bisect.bisect_left(self.buckets, value)] += 1
         self.sum += value
         self.count += 1
+
+    def observe_since(self, now: float, start_times: list[float]) -> None:
+        """Observe ``now - t`` for each of ``start_times``: one bisect per bucket, not per value.
+
+        For a batch of acknowledgements. The same counts as observing each value
+        (up to rounding at a bucket's exact bound).
+        """
+        if not start_times:
+            return
+        starts = sorted(start_times)
+        total = len(starts)
+        below = 0  # values counted in lower buckets so far
+        for index, bound in enumerate(self.buckets):
+            at_most = total - bisect.bisect_left(starts, now - bound)  # values <= bound
+            self.counts[index] += at_most - below
+            below = at_most
+        self.counts[-1] += total - below
+        self.sum += total * now - math.fsum(starts)
+        self.count += total
 
     def quantile(self, q: float) -> float:
         """Upper bound of the bucket holding the q-quantile (inf if beyond the last bucket)."""

@@ -66,6 +66,16 @@ class CountWindow:
         pos += 1
         self.pos = 0 if pos == self.size else pos
 
+    def record_successes(self, count: int) -> None:
+        """``count`` quick successes, as many ``record(SUCCESS)`` calls would leave the window."""
+        if count >= self.size:
+            self.ring = [SUCCESS] * self.size
+            self.pos = 0
+            self.calls, self.failed, self.slow, self.slow_failed = self.size, 0, 0, 0
+            return
+        for _ in range(count):
+            self.record(SUCCESS)
+
     def snapshot(self, now: float = 0.0) -> Snapshot:
         return Snapshot(self.calls, self.failed, self.slow, self.slow_failed)
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from ..clients import ConsumerSettings, KafkaConsumer, check_delivery
+from ..clients.envelope import envelope_id
 from .history import FAIL, OK
 from .targets import KafkaTarget, PgTarget
 
@@ -115,7 +116,7 @@ class KafkaLedgerTarget(KafkaTarget):
         except Exception as err:
             self.history.add("probe", FAIL, name="kafka.delivery", evidence=f"read-back failed: {err}")
             return
-        ids = [r.key.decode() for r in records]
+        ids = [envelope_id(r.headers) or "<no envelope id>" for r in records]
         seen: dict[str, int] = {}
         for message_id in ids:
             seen[message_id] = seen.get(message_id, 0) + 1
