@@ -8,8 +8,9 @@ import random
 from typing import Any
 
 from . import listen as listen_addr
-from .link import Link, Side
+from .link import Link
 from .metrics import ByteCounters
+from .side import Side
 from .toxic_collection import ToxicCollection, ToxicDef
 
 
@@ -50,12 +51,6 @@ class Proxy:
         self.links: dict[int, Link] = {}
         self._server: asyncio.AbstractServer | None = None
         self._next_seq = 0
-        self._lock = asyncio.Lock()
-
-    @property
-    def lock(self) -> asyncio.Lock:
-        """Held by API handlers while they change this proxy."""
-        return self._lock
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -65,9 +65,3 @@ class ToxicCollection:
                 if existing.name == name:
                     return chain.pop(index)
         return None
-
-    def clear(self) -> list[ToxicDef]:
-        removed = self.all()
-        for chain in self._chains.values():
-            chain.clear()
-        return removed
