@@ -79,6 +79,11 @@ def runtime_lines(started_at: float) -> list[str]:
     ]
     for generation, stats in enumerate(gc.get_stats()):
         lines.append(f'python_gc_collections_total{{generation="{generation}"}} {stats["collections"]}')
+    lines += [
+        "# HELP python_gc_frozen_objects Objects moved out of every collection by gc.freeze (start-up's heap).",
+        "# TYPE python_gc_frozen_objects gauge",
+        f"python_gc_frozen_objects {gc.get_freeze_count()}",
+    ]
     version = ".".join(str(part) for part in sys.version_info[:3])
     lines += [
         "# HELP python_info Python platform information.",

@@ -1,0 +1,226 @@
+"""The 64-byte round-trip tail: lab.proxy (and any other proxy builds) against direct loopback, in one run.
+
+    python bench/tail_bench.py [--rounds 15] [--count 20000] [--size 64]
+                               [--proxy NAME=SRC_DIR[,KEY=VALUE...]]... [--toxiproxy PATH] [--json FILE]
+
+The measuring side is ``bench/ping.c`` (compiled here with the system C compiler): a client that sends
+``--size`` bytes with TCP_NODELAY and waits for the echo, ``--count`` times per batch, and a threaded echo
+server that every side shares as its upstream. Neither adds interpreter pauses of its own, so what shows
+in the tail is the path under test.
+
+Each round runs one batch per side: direct to the echo server, then through each proxy, the order rotated
+every round so no side always runs first or last on a machine other processes share. Per side and round
+the p50, p99 and p99.9 are taken; the report gives, per side, the median over rounds with the spread
+(min..max), and the median of the per-round ratios to direct loopback with their spread.
+
+``--proxy NAME=SRC_DIR`` runs ``python -m lab.proxy`` with ``SRC_DIR`` first on ``PYTHONPATH`` (a git
+worktree of another commit gives a before/after in the same machine state); ``,KEY=VALUE`` sets
+environment variables for that proxy (``LAB_PROXY_LOOP=asyncio``). With no ``--proxy``, this tree's
+lab.proxy is measured as ``lab``. ``--toxiproxy PATH`` adds a real ``toxiproxy-server`` binary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def api(port: int, method: str, path: str, body: dict | None = None) -> dict | None:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        payload = response.read()
+    return json.loads(payload) if payload.strip() else None
+
+
+def percentile(ordered: list[int], pct: float) -> int:
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def build_ping(workdir: Path) -> Path:
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        raise SystemExit("tail_bench: no C compiler (cc, gcc or clang) on PATH to build bench/ping.c")
+    binary = workdir / "ping"
+    subprocess.run([compiler, "-O2", "-pthread", "-o", str(binary), str(ROOT / "bench" / "ping.c")], check=True)
+    return binary
+
+
+def wait_for_api(port: int, proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            api(port, "GET", "/version")
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"tail_bench: the proxy exited with {proc.returncode} before answering")
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def parse_proxy(spec: str) -> tuple[str, Path, dict[str, str]]:
+    name, sep, rest = spec.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"tail_bench: --proxy wants NAME=SRC_DIR[,KEY=VALUE...], got {spec!r}")
+    src, *pairs = rest.split(",")
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"tail_bench: --proxy {name}: {pair!r} is not KEY=VALUE")
+        env[key] = value
+    if not (Path(src) / "lab" / "proxy").is_dir():
+        raise SystemExit(f"tail_bench: --proxy {name}: {src} has no lab/proxy package")
+    return name, Path(src).resolve(), env
+
+
+def schedstat(pid: int) -> tuple[int, int]:
+    """(ns on a CPU, ns runnable but waiting for one), summed over the process's threads (0, 0 off Linux)."""
+    cpu = wait = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        cpu += int(fields[0])
+        wait += int(fields[1])
+    return cpu, wait
+
+
+def ping(binary: Path, port: int, count: int, size: int) -> tuple[list[int], tuple[int, int]]:
+    """Sorted round trips in ns, and the client's own (cpu, wait) ns."""
+    out = subprocess.run([str(binary), "client", str(port), str(count), str(count // 10), str(size)],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    samples, client = [], (0, 0)
+    for line in out.splitlines():
+        if line.startswith("#sched "):
+            cpu_ns, wait_ns, _ = line.split()[1:]
+            client = (int(cpu_ns), int(wait_ns))
+        else:
+            samples.append(int(line))
+    return sorted(samples), client
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--count", type=int, default=20000, help="round trips per batch")
+    parser.add_argument("--size", type=int, default=64, help="bytes per ping")
+    parser.add_argument("--proxy", action="append", default=[], metavar="NAME=SRC_DIR[,KEY=VALUE...]")
+    parser.add_argument("--toxiproxy", type=Path, help="a toxiproxy-server binary to measure as well")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not 1 <= args.rounds <= 200 or not 100 <= args.count <= 1_000_000:
+        raise SystemExit("tail_bench: --rounds 1..200 and --count 100..1000000")
+    contestants = [parse_proxy(spec) for spec in args.proxy] or [("lab", ROOT, {})]
+
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="tail_bench.") as tmp:
+        binary = build_ping(Path(tmp))
+        echo = subprocess.Popen([str(binary), "echo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(echo)
+        try:
+            echo_port = int(echo.stdout.readline())
+            ports = {"direct": echo_port}
+            pids: dict[str, int] = {}
+            launches = [(name, [sys.executable, "-m", "lab.proxy"], src, env) for name, src, env in contestants]
+            if args.toxiproxy is not None:
+                launches.append(("toxiproxy", [str(args.toxiproxy)], None, {}))
+            for name, command, src, env in launches:
+                api_port = free_port()
+                full_env = {**os.environ, **env}
+                if src is not None:
+                    full_env["PYTHONPATH"] = os.pathsep.join([str(src), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+                proc = subprocess.Popen(command + ["-host", "127.0.0.1", "-port", str(api_port)],
+                                        cwd=tmp, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(proc)
+                pids[name] = proc.pid
+                wait_for_api(api_port, proc)
+                created = api(api_port, "POST", "/proxies",
+                              {"name": "echo", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{echo_port}"})
+                ports[name] = int(created["listen"].rsplit(":", 1)[1])
+
+            sides = list(ports)
+            rounds: list[dict[str, dict[str, int]]] = []
+            for index in range(args.rounds + 1):  # round 0 warms every side up and is dropped
+                order = sides[index % len(sides):] + sides[: index % len(sides)]
+                row = {}
+                for side in order:
+                    before = schedstat(pids[side]) if side in pids else (0, 0)
+                    samples, client = ping(binary, ports[side], args.count, args.size)
+                    after = schedstat(pids[side]) if side in pids else (0, 0)
+                    total = args.count * 11 // 10  # with the warm-up
+                    row[side] = {key: percentile(samples, pct) for key, pct in PERCENTILES.items()}
+                    # ns per round trip: the proxy's time on a CPU and runnable-but-waiting, the client's wait
+                    row[side]["proxy_cpu"] = (after[0] - before[0]) // total
+                    row[side]["proxy_wait"] = (after[1] - before[1]) // total
+                    row[side]["client_wait"] = client[1] // total
+                if index:
+                    rounds.append(row)
+                print(f"round {index}{' (warm-up)' if not index else ''}: " + "; ".join(
+                    f"{side} " + "/".join(f"{row[side][k] / 1000:.0f}" for k in PERCENTILES)
+                    + f" [{row[side]['proxy_cpu'] / 1000:.1f}/{row[side]['proxy_wait'] / 1000:.1f}]"
+                    for side in sides)
+                    + "  (p50/p99/p999 us [proxy cpu/wait-for-cpu us per round trip])", flush=True)
+        finally:
+            for proc in procs[1:]:
+                proc.terminate()
+            for proc in procs[1:]:
+                proc.wait(10)
+            echo.stdin.close()
+            echo.wait(10)
+
+    def spread(values: list[float], fmt: str) -> str:
+        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+    summary: dict[str, dict[str, object]] = {}
+    print(f"\n{args.rounds} rounds x {args.count} round trips of {args.size} B; medians over rounds (min..max)")
+    for side in sides:
+        line = [f"{side:>12}"]
+        summary[side] = {}
+        for key in PERCENTILES:
+            values = [r[side][key] / 1000 for r in rounds]
+            summary[side][f"{key}_us"] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            line.append(f"{key} {spread(values, '{:.0f}')} us")
+            if side != "direct":
+                ratios = [r[side][key] / r["direct"][key] for r in rounds]
+                summary[side][f"{key}_ratio"] = {"median": statistics.median(ratios), "min": min(ratios),
+                                                 "max": max(ratios)}
+                line.append(f"= {spread(ratios, '{:.2f}')}x")
+        for key in ("proxy_cpu", "proxy_wait", "client_wait"):
+            values = [r[side][key] / 1000 for r in rounds]
+            summary[side][f"{key}_us"] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+            if side != "direct" or key == "client_wait":
+                line.append(f"{key} {spread(values, '{:.1f}')} us/rt")
+        print("  ".join(line))
+    if args.json:
+        args.json.write_text(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(),
+                                         "count": args.count, "size": args.size, "summary": summary,
+                                         "rounds": rounds}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
