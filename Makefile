@@ -51,6 +51,7 @@ lab-status: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/proxy_bench.py
+	$(PY) bench/tail_bench.py
 	$(PY) bench/stack_bench.py
 	$(PY) bench/breaker_bench.py
 	$(PY) -m lab up && $(PY) bench/clients_bench.py && $(PY) bench/producer_bench.py

@@ -17,6 +17,10 @@ the p50, p99 and p99.9 are taken; the report gives, per side, the median over ro
 worktree of another commit gives a before/after in the same machine state); ``,KEY=VALUE`` sets
 environment variables for that proxy (``LAB_PROXY_LOOP=asyncio``). With no ``--proxy``, this tree's
 lab.proxy is measured as ``lab``. ``--toxiproxy PATH`` adds a real ``toxiproxy-server`` binary.
+``--churn PER_S`` opens and closes other connections through the side being measured meanwhile (what
+brings a proxy's garbage collector out). ``proxy_cpu`` and ``proxy_wait`` are the proxy's time on a CPU
+and runnable-but-waiting-for-one per round trip (``/proc/PID/task/*/schedstat``): where the tail is
+run-queue wait, it is the machine's scheduler, not the proxy's code.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -123,17 +128,55 @@ def ping(binary: Path, port: int, count: int, size: int) -> tuple[list[int], tup
     return sorted(samples), client
 
 
+class Churn:
+    """Opens and closes connections to one port at about ``per_s`` a second while a batch runs.
+
+    Connection set-up and teardown is what makes a proxy allocate (links, directions, transports), so
+    this is what brings its garbage collector out during the measurement; bounded by ``stop()``.
+    """
+
+    def __init__(self, port: int, per_s: int) -> None:
+        self.port = port
+        self.interval_s = 1.0 / per_s
+        self.opened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        held: list[socket.socket] = []
+        while not self._stop.wait(self.interval_s):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", self.port), timeout=2))
+                self.opened += 1
+            except OSError:
+                continue
+            if len(held) > 50:  # a pool's worth stays open, the oldest goes
+                held.pop(0).close()
+        for sock in held:
+            sock.close()
+
+    def __enter__(self) -> "Churn":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--count", type=int, default=20000, help="round trips per batch")
     parser.add_argument("--size", type=int, default=64, help="bytes per ping")
     parser.add_argument("--proxy", action="append", default=[], metavar="NAME=SRC_DIR[,KEY=VALUE...]")
+    parser.add_argument("--churn", type=int, default=0, metavar="PER_S",
+                        help="open (and close) about PER_S other connections a second through the side measured")
     parser.add_argument("--toxiproxy", type=Path, help="a toxiproxy-server binary to measure as well")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    if not 1 <= args.rounds <= 200 or not 100 <= args.count <= 1_000_000:
-        raise SystemExit("tail_bench: --rounds 1..200 and --count 100..1000000")
+    if not 1 <= args.rounds <= 200 or not 100 <= args.count <= 1_000_000 or not 0 <= args.churn <= 2000:
+        raise SystemExit("tail_bench: --rounds 1..200, --count 100..1000000, --churn 0..2000")
     contestants = [parse_proxy(spec) for spec in args.proxy] or [("lab", ROOT, {})]
 
     procs: list[subprocess.Popen] = []
@@ -169,7 +212,11 @@ def main() -> int:
                 row = {}
                 for side in order:
                     before = schedstat(pids[side]) if side in pids else (0, 0)
-                    samples, client = ping(binary, ports[side], args.count, args.size)
+                    if args.churn:
+                        with Churn(ports[side], args.churn):
+                            samples, client = ping(binary, ports[side], args.count, args.size)
+                    else:
+                        samples, client = ping(binary, ports[side], args.count, args.size)
                     after = schedstat(pids[side]) if side in pids else (0, 0)
                     total = args.count * 11 // 10  # with the warm-up
                     row[side] = {key: percentile(samples, pct) for key, pct in PERCENTILES.items()}
