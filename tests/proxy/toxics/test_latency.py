@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
+
+from lab.proxy.stream import Chunk
+from lab.proxy.toxics.latency import Latency
 
 from ..toxiclab import SLACK_S, connect, round_trip
 
@@ -30,3 +36,36 @@ async def test_toxicity_zero_never_applies(lab):
     reader, writer = await connect(port)
     assert await round_trip(reader, writer) < 0.1
     writer.close()
+
+
+class _TakenUpLate:
+    """The toxic's side of a stage, as pure logic: one chunk that waited 5 ms before the toxic read it."""
+
+    def __init__(self, ts: float) -> None:
+        self.chunks: list = [Chunk(b"x", ts), None]
+        self.written: list = []
+        self.rng = random.Random(0)
+
+    async def read(self):
+        return self.chunks.pop(0)
+
+    async def sleep_until(self, when: float) -> None:
+        return None
+
+    def write(self, chunk) -> None:
+        self.written.append(chunk)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.unit
+async def test_a_chunk_leaves_stamped_with_the_time_it_was_due():
+    """So a second latency toxic adds its full delay: the stamp is not short by the 5 ms the chunk
+    waited before the first toxic took it up (Toxiproxy adds what it slept; a loaded machine saw
+    196.8 ms through 100 + 100 ms)."""
+    arrived = time.monotonic() - 0.005
+    stub = _TakenUpLate(arrived)
+    await Latency(latency=100).pipe(stub)  # type: ignore[arg-type]
+    (out,) = stub.written
+    assert out.ts == pytest.approx(arrived + 0.100, abs=1e-9)
