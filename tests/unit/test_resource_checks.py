@@ -1,0 +1,44 @@
+"""The resource-growth check and the stored growth metrics, on made-up samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.scenario.history import History
+from lab.scenario.resources import growth, no_resource_growth
+
+pytestmark = pytest.mark.unit
+
+
+def _history(fds_after: int, tcp_after: int, sampled: bool = True) -> History:
+    history = History(clock=lambda: 0.0)
+    for name, start, end in (("baseline", 0.0, 2.0), ("fault", 2.0, 4.0), ("recovery", 4.0, 6.0)):
+        history.add("phase", t=start, name=name, edge="start")
+        history.add("phase", t=end, name=name, edge="end")
+    if sampled:
+        for t in (1.2, 1.5, 1.8):
+            history.add("resource", t=t, process="workload", fds=20, tcp_connections=6, rss_bytes=1, threads=1)
+        for t, spike in ((5.2, 0), (5.5, 40), (5.8, 0)):  # one sample mid-reconnect: the median ignores it
+            history.add("resource", t=t, process="workload", fds=fds_after + spike, tcp_connections=tcp_after,
+                        rss_bytes=2, threads=1)
+    return history
+
+
+@pytest.mark.parametrize("fds_after, tcp_after, expected", [
+    (20, 6, "pass"), (30, 10, "pass"),  # back to its size, or within the slack (10 fds, 4 connections)
+    (31, 6, "fail"), (20, 11, "fail"),  # one more than the slack
+])
+def test_growth_beyond_the_slack_fails(fds_after, tcp_after, expected):
+    verdict = no_resource_growth()(_history(fds_after, tcp_after))
+    assert verdict.result == expected, verdict.evidence
+    assert f"fds 20 at the end of the baseline, {fds_after} at the end of the recovery" in verdict.evidence
+
+
+def test_no_samples_is_unknown_never_pass():
+    assert no_resource_growth()(_history(20, 6, sampled=False)).result == "unknown"
+
+
+def test_growth_metrics_for_the_store():
+    metrics = growth(_history(31, 9))
+    assert metrics["resource.workload.fd_growth"] == 11 and metrics["resource.workload.tcp_growth"] == 3
+    assert metrics["resource.workload.peak_fds"] == 71
