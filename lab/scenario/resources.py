@@ -8,9 +8,13 @@ the run's History, ``interval_s`` apart:
      "threads", "tcp_connections", "processes"}
 
 "workload" is this process alone (where the clients under test run; a component that a fault restarts
-from here is its child, and is not counted in it). A component is sampled as its process tree (the postmaster with its backends, summed), found through the Backend's ``main_process``; a
-component that is down (killed by a fault) is skipped for that sample and looked up again at most once
-a second, so a restart is followed. ``tcp_connections`` counts TCP sockets in any state but LISTEN.
+from here is its child, and is not counted in it). A component is sampled as its process tree (the
+postmaster with its backends, summed), found through the Backend's ``main_process``; a component that
+is down (killed by a fault) is skipped for that sample and looked up again at most once a second, so a
+restart is followed. ``tcp_connections`` counts TCP sockets in any state but LISTEN.
+
+When the sampler stops it adds one ``sampler`` event: how many samples it took and its thread's CPU
+time, for measuring what sampling costs (bench/recording_bench.py).
 
 ``no_resource_growth`` is the check built on them: a leak shows as fds or connections that keep
 growing across the fault and are still there once the scenario recovered.
@@ -27,9 +31,9 @@ import time
 from typing import Any, Callable
 
 from .checks import PASS, Check, Verdict
-from .history import FAIL, UNKNOWN, History
+from .history import FAIL, OK, UNKNOWN, History
 
-INTERVAL_S = 0.25
+INTERVAL_S = 0.5  # twice a second: at 4/s a Postgres tree of ~20 processes costs the sampler ~1.5% of a core
 RELOOKUP_S = 1.0
 WORKLOAD = "workload"
 
@@ -115,34 +119,47 @@ def _fds(pid: int, tcp_inodes: set[int]) -> tuple[int, int]:
     return count, tcp
 
 
-def sample_tree(process: Any, tcp_inodes: set[int], descendants: bool = True,
-                known: dict[int, Any] | None = None) -> dict[str, int]:
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _stat(pid: int) -> tuple[int, int]:
+    """(RSS in bytes, threads) of one process, from one read of /proc/<pid>/stat (psutil's memory_info and
+    num_threads read two files through several layers: three times the cost, measured)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        data = stat.read()
+    fields = data[data.rindex(b")") + 2:].split()  # from field 3 (state) on: the name may hold spaces
+    return int(fields[21]) * PAGE_SIZE, int(fields[17])
+
+
+def sample_tree(process: Any, tcp_inodes: set[int], members: list[int] | None = None
+                ) -> tuple[dict[str, int], list[int]]:
     """fds, RSS (summed over the tree, so shared pages count more than once), threads and TCP connections
-    (sockets whose inode is in ``tcp_inodes``) of ``process`` (a psutil.Process) and its descendants.
-    ``known`` keeps the descendants' psutil.Process objects from one sample to the next (psutil checks a
-    pid's start time when it makes one, so a reused pid is never mistaken for the old process).
-    Raises psutil.NoSuchProcess if the root is gone."""
+    (sockets whose inode is in ``tcp_inodes``) of ``process`` (a psutil.Process, which guards against a
+    reused pid) and its descendants, and the pids that were read.
+
+    ``members``: the pids to read (a tree found by an earlier sample, or just the root); None finds the
+    tree now. A member that is gone is left out. Raises psutil.NoSuchProcess if the root is gone."""
     import psutil
 
-    known = {} if known is None else known
+    if not process.is_running():
+        raise psutil.NoSuchProcess(process.pid)
     totals = {"fds": 0, "rss_bytes": 0, "threads": 0, "tcp_connections": 0, "processes": 0}
-    for index, pid in enumerate(_tree(process.pid) if descendants else [process.pid]):
+    read = []
+    for pid in _tree(process.pid) if members is None else members:
         try:
-            member = process if index == 0 else known.get(pid)
-            if member is None or not member.is_running():
-                member = known[pid] = psutil.Process(pid)
-            with member.oneshot():
-                totals["rss_bytes"] += member.memory_info().rss
-                totals["threads"] += member.num_threads()
+            rss_bytes, threads = _stat(pid)
             fds, tcp = _fds(pid, tcp_inodes)
-        except (psutil.Error, OSError) as err:
-            if index == 0:
+        except (OSError, ValueError, IndexError) as err:
+            if pid == process.pid:
                 raise psutil.NoSuchProcess(pid) from err  # the root is gone: the caller looks it up again
             continue
+        read.append(pid)
         totals["fds"] += fds
+        totals["rss_bytes"] += rss_bytes
+        totals["threads"] += threads
         totals["tcp_connections"] += tcp
         totals["processes"] += 1
-    return totals
+    return totals, read
 
 
 def _netns(pid: int) -> str:
@@ -164,11 +181,12 @@ class ResourceSampler:
         self.history, self.components, self.lookup, self.interval_s = history, components, lookup, interval_s
         self.cpu_s = 0.0
         self.samples = 0
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._processes: dict[str, Any] = {}
         self._looked_up: dict[str, float] = {}
-        self._members: dict[int, Any] = {}
+        self._trees: dict[str, tuple[float, list[int]]] = {}
 
     def start(self) -> "ResourceSampler":
         import psutil
@@ -184,13 +202,20 @@ class ResourceSampler:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-            self.history.add("sampler", samples=self.samples, cpu_s=round(self.cpu_s, 6),
-                             interval_s=self.interval_s)
+            self.history.add("sampler", FAIL if self.errors else OK, samples=self.samples,
+                             cpu_s=round(self.cpu_s, 6), interval_s=self.interval_s, errors=self.errors[:5])
+
+    def checks(self) -> list[tuple[str, Check]]:
+        """The checks these samples feed, for every scenario."""
+        return [("no fd or connection growth", no_resource_growth())]
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.thread_time()
-            self.sample()
+            try:
+                self.sample()
+            except Exception as err:  # a bug or an unreadable /proc: the run goes on, the error is recorded
+                self.errors.append(f"{type(err).__name__}: {err}")
             self.cpu_s += time.thread_time() - started
             self._stop.wait(self.interval_s)
 
@@ -198,7 +223,7 @@ class ResourceSampler:
         import psutil
 
         process = self._processes.get(name)
-        if process is not None and process.is_running():
+        if process is not None:  # if it is gone, sample_tree says so and it is looked up again
             return process
         now = time.monotonic()
         if now - self._looked_up.get(name, -RELOOKUP_S) < RELOOKUP_S:
@@ -224,13 +249,25 @@ class ResourceSampler:
                 continue
             netns = _netns(process.pid)
             if netns not in tables:
-                tables[netns] = _tcp_inodes_here() if netns == here else _tcp_inodes_of(process.pid)
+                try:
+                    tables[netns] = _tcp_inodes_here() if netns == here else _tcp_inodes_of(process.pid)
+                except OSError:  # no sock_diag (a restricted kernel): the /proc tables, slower
+                    tables[netns] = _tcp_inodes_of(process.pid)
+            # the workload alone: a component a fault restarts from this process becomes its child. A
+            # component's tree is looked up again at most once a second (its pool's backends come and go)
+            scanned_at, members = self._trees.get(name, (-RELOOKUP_S, None))
+            now = time.monotonic()
+            if name == WORKLOAD:
+                members = [process.pid]
+            elif now - scanned_at >= RELOOKUP_S or not members or members[0] != process.pid:
+                members, scanned_at = None, now
             try:
-                # the workload alone: a component a fault restarts from this process becomes its child
-                values = sample_tree(process, tables[netns], descendants=name != WORKLOAD, known=self._members)
+                values, read = sample_tree(process, tables[netns], members)
             except psutil.Error:
                 self._processes.pop(name, None)
+                self._trees.pop(name, None)
                 continue
+            self._trees[name] = (scanned_at, read)
             self.history.add("resource", process=name, pid=process.pid, **values)
 
 
@@ -248,10 +285,13 @@ class _Off:
     def stop(self) -> None:
         pass
 
+    def checks(self) -> list[tuple[str, Check]]:
+        return []  # nothing sampled: no check that could only say "unknown"
+
 
 def sampler_for(settings: Any, history: History, env: Any = None) -> Any:
     """A started sampler of the stack ``settings`` name, every LAB_RESOURCE_SAMPLE_MS milliseconds (default
-    250; 0 turns sampling off, for measuring what it costs). A bad value is a ConfigError."""
+    500; 0 turns sampling off, for measuring what it costs). A bad value is a ConfigError."""
     from ..errors import ConfigError
     from ..stack import backend
 

@@ -23,7 +23,7 @@ from .checks import Verdict, probe_passes, run_check, worst
 from .history import FAIL, OK, UNKNOWN, History
 from .model import FaultContext, Scenario
 from .mutants import Mutant
-from .resources import no_resource_growth, sampler_for
+from .resources import sampler_for
 from .targets import KafkaTarget, PgTarget
 
 DRAIN_S = 3.0
@@ -268,8 +268,8 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
             error = (error + "; " if error else "") + str(err)
     await faults_healed(settings, ledger, history)
     if error is None:
-        checks = scenario.checks(scenario.profile) + [("faults healed", probe_passes("faults.healed")),
-                                                      ("no fd or connection growth", no_resource_growth())]
+        checks = (scenario.checks(scenario.profile) + [("faults healed", probe_passes("faults.healed"))]
+                  + sampler.checks())
         verdicts = [run_check(name, check, history) for name, check in checks]
         verdict = worst(verdicts)
     else:

@@ -182,7 +182,7 @@ class RunStore:
                                  [(result_id, name, value) for name, value in sorted(metrics.items())])
                 if timeline is not None:
                     conn.execute("INSERT INTO timelines (result_id, events) VALUES (?, ?)",
-                                 (result_id, zlib.compress(json.dumps(timeline).encode(), 6)))
+                                 (result_id, zlib.compress(json.dumps(timeline).encode(), 1)))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

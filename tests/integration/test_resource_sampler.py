@@ -50,15 +50,17 @@ def _stop(child: subprocess.Popen) -> None:
 def test_fds_connections_and_the_process_tree_are_counted():
     small, big = _child(1, 1, 1), _child(11, 4, 6)
     try:
-        a = sample_tree(psutil.Process(small.pid), _tcp_inodes_here())
-        b = sample_tree(psutil.Process(big.pid), _tcp_inodes_here())
-        alone = sample_tree(psutil.Process(big.pid), _tcp_inodes_here(), descendants=False)
+        a, _ = sample_tree(psutil.Process(small.pid), _tcp_inodes_here())
+        b, members = sample_tree(psutil.Process(big.pid), _tcp_inodes_here())
+        alone, _ = sample_tree(psutil.Process(big.pid), _tcp_inodes_here(), members=[big.pid])
         # another network namespace's table is read from /proc (a container's): the same count here
-        from_proc = sample_tree(psutil.Process(big.pid), _tcp_inodes_of(big.pid))
+        from_proc, _ = sample_tree(psutil.Process(big.pid), _tcp_inodes_of(big.pid), members)
+        rss_bytes, threads = psutil.Process(big.pid).memory_info().rss, psutil.Process(big.pid).num_threads()
     finally:
         _stop(small)
         _stop(big)
-    assert a["processes"] == b["processes"] == 2 and alone["processes"] == 1
+    assert a["processes"] == b["processes"] == 2 and alone["processes"] == 1 and len(members) == 2
+    assert alone["threads"] == threads and abs(alone["rss_bytes"] - rss_bytes) < 1 << 20  # as psutil reads them
     assert b["fds"] - a["fds"] == 10 + 2 * 3 + 5  # files, both ends of each connection, the grandchild's files
     # both ends of each connection; the listening socket is not a connection
     assert (a["tcp_connections"], b["tcp_connections"], from_proc["tcp_connections"]) == (2, 8, 8)

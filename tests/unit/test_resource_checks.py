@@ -42,3 +42,14 @@ def test_growth_metrics_for_the_store():
     metrics = growth(_history(31, 9))
     assert metrics["resource.workload.fd_growth"] == 11 and metrics["resource.workload.tcp_growth"] == 3
     assert metrics["resource.workload.peak_fds"] == 71
+
+
+def test_the_sampling_period_setting():
+    from lab.config import Settings
+    from lab.errors import ConfigError
+    from lab.scenario.resources import sampler_for
+
+    with pytest.raises(ConfigError, match="LAB_RESOURCE_SAMPLE_MS='fast'"):
+        sampler_for(Settings(), History(), env={"LAB_RESOURCE_SAMPLE_MS": "fast"})
+    off = sampler_for(Settings(), History(), env={"LAB_RESOURCE_SAMPLE_MS": "0"})
+    assert off.checks() == []  # nothing sampled: the growth check is not run (it could only say unknown)
