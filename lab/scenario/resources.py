@@ -316,8 +316,9 @@ def no_resource_growth(process: str = WORKLOAD, window_s: float = 1.0, fd_slack:
     """The ``process``'s open fds and TCP connections at the end of the recovery are no more than at the end
     of the baseline plus a slack (pools and clients reconnect to their sizes; a leak keeps what it took).
 
-    Each level is the median of the samples in the last ``window_s`` of the phase, so one sample caught
-    mid-reconnect does not decide. Unknown when either window has no sample.
+    Each level is the median of the samples in the last ``window_s`` of the phase (never before the phase
+    began: a short recovery must not reach back into the fault), so one sample caught mid-reconnect does
+    not decide. Unknown when either window has no sample.
     """
     def check(history: History) -> Verdict:
         levels = {}
@@ -326,7 +327,7 @@ def no_resource_growth(process: str = WORKLOAD, window_s: float = 1.0, fd_slack:
             if window is None:
                 return Verdict("", UNKNOWN, f"no {phase} phase in the history")
             samples = [e for e in history.of("resource", process=process)
-                       if window[1] - window_s <= e.t <= window[1]]
+                       if max(window[0], window[1] - window_s) <= e.t <= window[1]]
             if not samples:
                 return Verdict("", UNKNOWN, f"no resource sample of {process} in the last {window_s:.1f}s of "
                                             f"the {phase}")
@@ -353,8 +354,8 @@ def growth(history: History) -> dict[str, float]:
         baseline, recovery = history.phase("baseline"), history.phase("recovery")
         if baseline is None or recovery is None:
             continue
-        before = [e for e in samples if baseline[1] - 1.0 <= e.t <= baseline[1]]
-        after = [e for e in samples if recovery[1] - 1.0 <= e.t <= recovery[1]]
+        before = [e for e in samples if max(baseline[0], baseline[1] - 1.0) <= e.t <= baseline[1]]
+        after = [e for e in samples if max(recovery[0], recovery[1] - 1.0) <= e.t <= recovery[1]]
         if before and after:
             metrics[f"resource.{name}.fd_growth"] = _level(after, "fds") - _level(before, "fds")
             metrics[f"resource.{name}.tcp_growth"] = (_level(after, "tcp_connections")

@@ -53,3 +53,19 @@ def test_the_sampling_period_setting():
         sampler_for(Settings(), History(), env={"LAB_RESOURCE_SAMPLE_MS": "fast"})
     off = sampler_for(Settings(), History(), env={"LAB_RESOURCE_SAMPLE_MS": "0"})
     assert off.checks() == []  # nothing sampled: the growth check is not run (it could only say unknown)
+
+
+def test_a_short_recovery_is_judged_on_its_own_samples_not_the_faults():
+    """connection_exhaustion: the flood's 200 connections are open until the heal; a recovery of 0.8 s must
+    not reach back into them (found in a `--all --repeat 5` run: a median of one flood sample and one after)."""
+    history = History(clock=lambda: 0.0)
+    for name, start, end in (("baseline", 0.0, 1.0), ("fault", 1.0, 7.1), ("heal", 7.1, 7.4),
+                             ("recovery", 7.4, 8.2)):
+        history.add("phase", t=start, name=name, edge="start")
+        history.add("phase", t=end, name=name, edge="end")
+    for t, fds, tcp in ((0.5, 15, 5), (1.0, 15, 5), (7.3, 210, 200), (7.8, 12, 2)):
+        history.add("resource", t=t, process="workload", fds=fds, tcp_connections=tcp, rss_bytes=1, threads=1)
+    verdict = no_resource_growth()(history)
+    assert verdict.result == "pass" and "15 at the end of the baseline, 12 at the end of the recovery" in \
+        verdict.evidence
+    assert growth(history)["resource.workload.tcp_growth"] == -3
