@@ -101,3 +101,11 @@ def test_flaky_and_regressed_scenarios_are_listed_and_each_has_a_trend_chart():
     assert "slowed" in regression_table and "pg_detection_s" in regression_table and "flappy" not in regression_table
     assert len(re.findall(r'<svg class="trend"', page)) == 2
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing to fetch
+
+
+def test_every_drawn_run_has_its_own_anchor_and_the_summary_links_to_it():
+    cases = [Case(name, "run", "pass", 1.0, [], _events()) for name in ("a", "b", "a", "a")]
+    page = render(cases, {}, "t")
+    ids = re.findall(r'<section class="scenario" id="([^"]+)"', page)
+    assert ids == ["timeline-a", "timeline-b", "timeline-a-2", "timeline-a-3"]
+    assert re.findall(r'<a href="#([^"]+)"', page) == ids

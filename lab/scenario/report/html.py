@@ -79,10 +79,20 @@ def _verdict(verdict: str) -> str:
     return f'<span class="{esc(verdict)}">{esc(verdict.upper())}</span>'
 
 
-def _case(case: Case) -> str:
+def _anchors(cases: Sequence[Case]) -> list[str]:
+    """One unique id per drawn run: ``timeline-<scenario>``, then ``timeline-<scenario>-2`` and on."""
+    seen: dict[str, int] = {}
+    anchors = []
+    for case in cases:
+        seen[case.scenario] = seen.get(case.scenario, 0) + 1
+        anchors.append(f"timeline-{case.scenario}" + (f"-{seen[case.scenario]}" if seen[case.scenario] > 1 else ""))
+    return anchors
+
+
+def _case(case: Case, anchor: str) -> str:
     rows = "".join(f"<tr><td>{esc(name)}</td><td>{_verdict(result)}</td><td class=\"evidence\">{esc(evidence)}"
                    f"</td></tr>" for name, result, evidence in case.checks)
-    return (f'<section class="scenario" id="timeline-{esc(case.scenario)}" data-verdict="{esc(case.verdict)}">'
+    return (f'<section class="scenario" id="{esc(anchor)}" data-verdict="{esc(case.verdict)}">'
             f"<h3>{esc(case.scenario)} &middot; {esc(case.label)} &middot; {_verdict(case.verdict)} &middot; "
             f"{case.duration_s:.1f} s</h3>{timeline.render(case.events)}"
             f"<details><summary>checks</summary><table class=\"checks\"><tr><th>check</th><th>verdict</th>"
@@ -141,8 +151,10 @@ def _regressions(report: dict[str, trends.Trend]) -> str:
 
 def render(cases: Sequence[Case], by_scenario: dict[str, list[StoredResult]], title: str) -> str:
     report = {name: trends.trend(name, results) for name, results in by_scenario.items()}
-    summary = "".join(f'<tr><td><a href="#timeline-{esc(c.scenario)}">{esc(c.scenario)}</a></td><td>{esc(c.label)}'
-                      f'</td><td>{_verdict(c.verdict)}</td><td>{c.duration_s:.1f} s</td></tr>' for c in cases)
+    anchors = _anchors(cases)
+    summary = "".join(f'<tr><td><a href="#{esc(a)}">{esc(c.scenario)}</a></td><td>{esc(c.label)}'
+                      f'</td><td>{_verdict(c.verdict)}</td><td>{c.duration_s:.1f} s</td></tr>'
+                      for c, a in zip(cases, anchors))
     written = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -150,7 +162,7 @@ def render(cases: Sequence[Case], by_scenario: dict[str, list[StoredResult]], ti
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{esc(title)}</h1><p>written {written}</p>"
         f'<table id="summary"><tr><th>scenario</th><th>run</th><th>verdict</th><th>duration</th></tr>{summary}</table>'
-        f'<h2>Timelines</h2>{timeline.legend()}<div id="timelines">{"".join(_case(c) for c in cases)}</div>'
+        f'<h2>Timelines</h2>{timeline.legend()}<div id="timelines">{"".join(_case(c, a) for c, a in zip(cases, anchors))}</div>'
         f"{_trends(by_scenario, report)}{_flaky(report)}{_regressions(report)}</body></html>")
 
 
