@@ -199,6 +199,8 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
     error = None
 
     def phase(name: str, edge: str) -> None:
+        if edge == "end":
+            sampler.at_phase_end(name)
         history.add("phase", name=name, edge=edge)
         if edge == "start":
             on_phase(name)
