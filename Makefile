@@ -9,7 +9,7 @@ ENGINE := compose/engine/engine.sh
 ENGINE_HOST := unix:///run/chaoslab-docker/docker.sock
 STAND_INS := LAB_POSTGRES_IMAGE=chaoslab/postgres:dev LAB_KAFKA_IMAGE=chaoslab/kafka:dev LAB_PROXY_IMAGE=chaoslab/proxy:dev
 
-.PHONY: install test test-mutants test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
+.PHONY: install browser test test-mutants test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
 	$(addprefix test-,$(TEST_TYPES))
 
 $(STAMP): pyproject.toml
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# A headless browser for the HTML report's tests (tests/chaos/test_html_report.py): Debian's chromium, unless a
+# chromium or Chrome is already on PATH (GitHub's Ubuntu runners have google-chrome).
+browser:
+	command -v chromium || command -v chromium-browser || command -v google-chrome || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

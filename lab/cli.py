@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--all", action="store_true", help="run every scenario")
     run.add_argument("--json", type=Path, help="write the JSON journal here")
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
+    run.add_argument("--html", type=Path, help="write the HTML report of this run here (timelines of its scenarios, "
+                                               "trends from the run history)")
     run.add_argument("--negative-control", action="store_true",
                      help="run against a deliberately non-resilient target (no breaker, no timeouts): must fail")
     run.add_argument("--repeat", type=_positive_count, default=1, metavar="N",
@@ -75,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit 1 on a regression in a scenario's newest result or a newly flaky scenario")
     history.add_argument("--json", action="store_true", help="machine-readable output")
     history.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
+    report = sub.add_parser("report", help="write the HTML report of the run history: the newest run of each "
+                                           "scenario as a timeline, trends, flaky and regressed scenarios")
+    report.add_argument("scenarios", nargs="*", help="only these scenarios (default: every one stored)")
+    report.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                        help="where to write it (default: report.html)")
+    report.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
     return parser
 
 
@@ -226,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .scenario import available, load, run_scenario
     from .scenario.report import verdict_table, write_journal, write_junit
+    from .scenario.report.progress import Progress
     from .stack import backend
 
     if args.mutants:
@@ -249,32 +258,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = store.start_run(stack.name)
     rounds = args.repeat if args.repeat > 1 or not args.until_fail else 100
     results = []
+    runnable = [s for s in scenarios if not s.skip_reason(stack)]
+    progress = Progress(sys.stdout, total=rounds * len(runnable))
+
+    async def ticker() -> None:
+        while True:
+            progress.tick()
+            await asyncio.sleep(0.5)
 
     async def run_all() -> None:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
+        ticking = asyncio.ensure_future(ticker()) if progress.tty else None
+        try:
+            await run_rounds()
+        finally:
+            if ticking is not None:
+                ticking.cancel()
+
+    async def run_rounds() -> None:
         for round_index in range(rounds):
             for scenario in scenarios:
                 skip = scenario.skip_reason(stack)
                 if skip:
                     if round_index == 0:
-                        print(f"SKIP     {scenario.name}: {skip}")
+                        progress.note(f"SKIP     {scenario.name}: {skip}")
                     continue
                 label = scenario.name + (" (negative control)" if args.negative_control else "") + (
                     f" (mutant {chosen.name})" if chosen else "")
                 count = f" [round {round_index + 1} of {rounds}]" if rounds > 1 else ""
-                print(f"== {label}{count}: {scenario.description}", flush=True)
-                started = time.monotonic()
+                progress.begin(label + count, scenario.description)
                 result = await run_scenario(scenario, settings, negative=args.negative_control, mutant=chosen,
-                                            on_phase=lambda p: print(f"   {time.monotonic() - started:6.2f}s  {p}",
-                                                                     flush=True))
-                print(f"   {result.duration_s:6.2f}s  verdict: {result.verdict.upper()}", flush=True)
+                                            on_phase=progress.phase)
+                progress.done(result)
                 results.append(result)
                 if chosen is None:  # the history is the resilient target's (and the negative control's)
                     store.record(run_id, result)
             if args.until_fail and any(r.verdict != "pass" for r in results):
-                print(f"stopped after round {round_index + 1}: a scenario did not pass", flush=True)
+                progress.note(f"stopped after round {round_index + 1}: a scenario did not pass")
                 return
 
     try:
@@ -287,6 +309,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_journal(args.json, results, stack.name)
         if args.junit:
             write_junit(args.junit, results)
+        if args.html:
+            from .scenario.report.html import cases_from_results, stored, write_html
+
+            write_html(args.html, cases_from_results(results), stored(store),
+                       title=f"chaoslab run: {', '.join(sorted({r.scenario for r in results})) or 'nothing ran'}")
     print()
     print(verdict_table(results))
     if any(r.error for r in results):
@@ -325,6 +352,25 @@ def cmd_history(args: argparse.Namespace) -> int:
         for alarm in alarms:
             print(f"ALARM  {alarm}")
     return 1 if args.check and alarms else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .scenario.report.html import cases_from_store, stored, write_html
+
+    store = _store(Settings.from_env(), args.history)
+    if not store.path.exists():
+        raise UsageError(f"no run history at {store.path}: `python -m lab run` records one")
+    by_scenario = stored(store)
+    unknown = [name for name in args.scenarios if name not in by_scenario]
+    if unknown:
+        raise UsageError(f"no stored runs of scenario {unknown[0]!r} in {store.path}")
+    if args.scenarios:
+        by_scenario = {name: by_scenario[name] for name in args.scenarios}
+    cases = cases_from_store(store, by_scenario)
+    write_html(args.output, cases, by_scenario, title=f"chaoslab report: {store.path}")
+    print(f"wrote {args.output}: {len(cases)} timeline{'s' if len(cases) != 1 else ''}, trends of "
+          f"{len(by_scenario)} scenario{'s' if len(by_scenario) != 1 else ''}")
+    return 0
 
 
 def _run_matrix() -> int:
@@ -375,7 +421,7 @@ def _run_matrix() -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "heal": cmd_heal,
-            "list": cmd_list, "run": cmd_run, "history": cmd_history}
+            "list": cmd_list, "run": cmd_run, "history": cmd_history, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

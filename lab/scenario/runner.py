@@ -23,6 +23,7 @@ from .checks import Verdict, probe_passes, run_check, worst
 from .history import FAIL, OK, UNKNOWN, History
 from .model import FaultContext, Scenario
 from .mutants import Mutant
+from .resources import sampler_for
 from .targets import KafkaTarget, PgTarget
 
 DRAIN_S = 3.0
@@ -189,6 +190,7 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
     if negative and mutant is not None:
         raise UsageError("a run is against the negative control or a mutant, not both")
     history = History()
+    sampler = sampler_for(settings, history)  # resource samples (lab/scenario/resources.py)
     ledger = FaultLedger(settings.state_path / "ledger")
     started = time.monotonic()
     built: list[Any] = []
@@ -197,6 +199,8 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
     error = None
 
     def phase(name: str, edge: str) -> None:
+        if edge == "end":
+            sampler.at_phase_end(name)
         history.add("phase", name=name, edge=edge)
         if edge == "start":
             on_phase(name)
@@ -256,6 +260,7 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
         notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", []))
         error = f"runner crashed: {type(err).__name__}: {err}{notes}\n{traceback.format_exc(limit=5)}"
     finally:
+        sampler.stop()
         for target in targets:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(target.close(), 5)
@@ -265,7 +270,8 @@ async def run_scenario(scenario: Scenario, settings: Settings, negative: bool = 
             error = (error + "; " if error else "") + str(err)
     await faults_healed(settings, ledger, history)
     if error is None:
-        checks = scenario.checks(scenario.profile) + [("faults healed", probe_passes("faults.healed"))]
+        checks = (scenario.checks(scenario.profile) + [("faults healed", probe_passes("faults.healed"))]
+                  + sampler.checks())
         verdicts = [run_check(name, check, history) for name, check in checks]
         verdict = worst(verdicts)
     else:

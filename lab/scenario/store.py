@@ -17,13 +17,14 @@ import platform
 import sqlite3
 import subprocess
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import StoreError
 from .history import OK, History
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 # One list of statements per version: migrating from version v runs MIGRATIONS[v:], in order.
@@ -40,6 +41,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE metrics (result_id INTEGER NOT NULL REFERENCES results(id), name TEXT NOT NULL,"
         " value REAL NOT NULL)",
         "CREATE INDEX results_by_scenario ON results (scenario, negative_control, id)",
+    ],
+    # 2: each result's whole event history (calls, breaker states, phases, faults, resource samples),
+    # zlib-compressed JSON, for `lab report`'s timelines
+    [
+        "CREATE TABLE timelines (result_id INTEGER PRIMARY KEY REFERENCES results(id), events BLOB NOT NULL)",
     ],
 ]
 
@@ -147,15 +153,19 @@ class RunStore:
 
     def record(self, run_id: int, result: Any) -> int:
         """Append one ScenarioResult (its verdicts and metrics) as one transaction."""
-        metrics = {**phase_metrics(result.history), **{k: float(v) for k, v in result.measurements.items()},
-                   "duration_s": float(result.duration_s)}
+        from .resources import growth
+
+        metrics = {**phase_metrics(result.history), **growth(result.history),
+                   **{k: float(v) for k, v in result.measurements.items()}, "duration_s": float(result.duration_s)}
         return self.record_values(run_id, result.scenario, result.verdict, result.duration_s, metrics,
                                   [(v.check, v.result, v.evidence) for v in result.verdicts],
-                                  negative_control=result.negative_control, error=result.error)
+                                  negative_control=result.negative_control, error=result.error,
+                                  timeline=result.history.to_json())
 
     def record_values(self, run_id: int, scenario: str, verdict: str, duration_s: float, metrics: dict[str, float],
                       checks: list[tuple[str, str, str]], negative_control: bool = False,
-                      error: str | None = None, recorded_at: float | None = None) -> int:
+                      error: str | None = None, recorded_at: float | None = None,
+                      timeline: list[dict[str, Any]] | None = None) -> int:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -170,6 +180,9 @@ class RunStore:
                                  [(result_id, *check) for check in checks])
                 conn.executemany("INSERT INTO metrics (result_id, name, value) VALUES (?, ?, ?)",
                                  [(result_id, name, value) for name, value in sorted(metrics.items())])
+                if timeline is not None:
+                    conn.execute("INSERT INTO timelines (result_id, events) VALUES (?, ?)",
+                                 (result_id, zlib.compress(json.dumps(timeline).encode(), 1)))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -198,3 +211,32 @@ class RunStore:
             conn.close()
         for result_id, run_id, name, verdict, recorded_at in rows:
             yield StoredResult(result_id, run_id, name, verdict, recorded_at, metrics[result_id])
+
+    def timeline(self, result_id: int) -> list[dict[str, Any]] | None:
+        """The stored event history of one result (None when it was recorded without one)."""
+        conn = self._connect()
+        try:
+            row = conn.execute("SELECT events FROM timelines WHERE result_id = ?", (result_id,)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(f"could not read the run history {self.path}: {err}") from None
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        try:
+            events: list[dict[str, Any]] = json.loads(zlib.decompress(row[0]))
+        except (zlib.error, ValueError) as err:
+            raise StoreError(f"the run history {self.path}: the timeline of result {result_id} is damaged "
+                             f"({err})") from None
+        return events
+
+    def checks(self, result_id: int) -> list[tuple[str, str, str]]:
+        """(check, verdict, evidence) of one result."""
+        conn = self._connect()
+        try:
+            return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+                "SELECT name, verdict, evidence FROM checks WHERE result_id = ? ORDER BY rowid", (result_id,))]
+        except sqlite3.Error as err:
+            raise StoreError(f"could not read the run history {self.path}: {err}") from None
+        finally:
+            conn.close()

@@ -20,6 +20,9 @@ def test_nightly_workflow_runs_every_scenario_on_compose_and_uploads_reports():
     assert "lab run --all --history history/history.sqlite --junit reports/chaos.xml --json reports/chaos.json" \
         in commands
     assert "lab history --history history/history.sqlite --check" in commands
+    assert "--json reports/chaos.json --html reports/chaos.html" in commands  # the run's own HTML report
+    report = next(step for step in steps if "lab report" in step.get("run", ""))
+    assert report["if"] == "always()" and "-o reports/history.html" in report["run"]
     cached = [step for step in steps if step.get("uses", "").startswith("actions/cache/")]
     assert [step["with"]["path"] for step in cached] == ["history/", "history/"], "the store lives from night to night"
     upload = next(step for step in steps if "upload-artifact" in step.get("uses", ""))
