@@ -160,7 +160,7 @@ class DeliveryLedger:
                 if topic is None or chunk.topic == topic:
                     ids += chunk.ids
             elif chunk.row[2] == ACKED and (topic is None or chunk.row[1] == topic):
-                ids.append(chunk.row[0])
+                ids.append(str(chunk.row[0]))
         return ids
 
     def counts(self) -> dict[str, int]:

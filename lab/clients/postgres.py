@@ -300,7 +300,7 @@ class PostgresClient:
 
     # -- queries ---------------------------------------------------------------------
 
-    async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
+    async def _run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
         limit = timeout or self.settings.command_timeout_s
 
         async def operation() -> Any:
@@ -318,10 +318,10 @@ class PostgresClient:
         return await self.breaker.call(operation)
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        return await self._run("execute", query, args, timeout)
+        return cast(str, await self._run("execute", query, args, timeout))
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list:
-        return await self._run("fetch", query, args, timeout)
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        return cast("list[Any]", await self._run("fetch", query, args, timeout))
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
         return await self._run("fetchrow", query, args, timeout)

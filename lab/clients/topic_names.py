@@ -97,7 +97,8 @@ class TopicName:
         version = _VERSION.fullmatch(parts[4])
         if version is None:
             raise TopicNameError("version", f"{parts[4]!r:.40} must be 'v' and a positive integer (v1, v2, ...)")
-        return cls(*parts[:4], version=int(version.group(1)))
+        environment, domain, entity, event = parts[:4]
+        return cls(environment, domain, entity, event, version=int(version.group(1)))
 
     def matches(self, environment: str | None = None, domain: str | None = None, entity: str | None = None,
                 event: str | None = None, version: int | None = None) -> bool:

@@ -30,7 +30,7 @@ class History:
         self.events: list[Event] = []
 
     def now(self) -> float:
-        return self._clock() - self.started
+        return float(self._clock() - self.started)
 
     def add(self, kind: str, status: str = OK, t: float | None = None, **details: Any) -> Event:
         event = Event(self.now() if t is None else t, kind, status, details)

@@ -4,10 +4,10 @@ reading the structured ``kafka.delivery`` probe of KafkaLedgerTarget and the wor
 from __future__ import annotations
 
 from .checks import FAIL, PASS, UNKNOWN, Check, Verdict, _ops, _window
-from .history import OK, History
+from .history import OK, Event, History
 
 
-def _delivery(history: History):
+def _delivery(history: History) -> Event | None:
     return history.probe("kafka.delivery")
 
 
