@@ -53,18 +53,21 @@ class CountWindow:
         ring = self.ring
         pos = self.pos
         old = ring[pos]
+        ring[pos] = outcome
+        pos += 1
+        self.pos = 0 if pos == self.size else pos
+        if old == outcome:  # one outcome replaced by the same: every total stays (the common case, kept cheap)
+            return
         if old < 0:
             self.calls += 1
-        else:
+        elif old:
             self.failed -= old & 1
             self.slow -= old >> 1
             self.slow_failed -= old == SLOW_FAILURE
-        ring[pos] = outcome
-        self.failed += outcome & 1
-        self.slow += outcome >> 1
-        self.slow_failed += outcome == SLOW_FAILURE
-        pos += 1
-        self.pos = 0 if pos == self.size else pos
+        if outcome:
+            self.failed += outcome & 1
+            self.slow += outcome >> 1
+            self.slow_failed += outcome == SLOW_FAILURE
 
     def record_successes(self, count: int) -> None:
         """``count`` quick successes, as many ``record(SUCCESS)`` calls would leave the window."""
