@@ -19,6 +19,9 @@ Guarantees:
   failure and give the permit back;
 * a call that started before a state change is not counted in the new state.
 
+The states are objects (states.py): the breaker holds one and a transition
+swaps it; ``call`` is the current state's own guarded call.
+
 A breaker belongs to one thread (its event loop); it takes no locks.
 """
 

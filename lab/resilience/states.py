@@ -42,8 +42,8 @@ class State:
     """What every state shares; the subclasses below each change what differs."""
 
     value: BreakerState
-    #: CLOSED, METRICS_ONLY and DISABLED let every call through without asking: the breaker's hot path
-    #: skips ``acquire()`` for them.
+    #: CLOSED, METRICS_ONLY and DISABLED let every call through: their ``acquire()`` is ``self``, so the
+    #: breaker's entry points (``acquire_permission``, ``call_sync``, ``async with``) skip the call.
     admits_all = False
 
     __slots__ = ("breaker", "generation", "window", "_timer")
@@ -113,7 +113,8 @@ class State:
         """A call granted by this state ended counted neither way (cancelled, ignored error)."""
 
     def record(self, outcome: int, now: float) -> None:
-        """A call granted by this state (which is still current) finished with ``outcome``."""
+        """A call counted by this state (which is still current) finished with ``outcome``. Here (OPEN,
+        FORCED_OPEN): an outcome reported while refusing calls goes into the kept window and decides nothing."""
         self.window.record(outcome, now)
 
     def reject(self) -> CallNotPermitted:
@@ -132,7 +133,8 @@ class State:
         return self.breaker.config.effective_minimum_calls
 
     def _rates_exceeded(self, now: float) -> str | None:
-        """Which threshold the window reaches (a reason), or None; emits the rate events either way."""
+        """None below the minimum number of calls; else the reason naming the threshold the window reaches, or ""
+        when it reaches none. Emits the rate-exceeded events either way."""
         window = self.window
         calls = window.calls if isinstance(window, CountWindow) else window.snapshot(now).calls
         if calls < self.minimum_calls:
