@@ -174,8 +174,8 @@ class Closed(State):
         self.breaker._consecutive_openings = 0
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """The hot path of the whole lab: no permission to ask, and a quick success with nobody listening is one
-        window update."""
+        """The hot path of the whole lab: no permission to ask, and a quick success with nobody listening is at
+        most one window update (none while the window is full of successes)."""
         breaker = self.breaker
         if breaker._state is not self:  # created while CLOSED, started after a transition
             return await breaker._state.call(fn, *args, **kwargs)
@@ -189,9 +189,10 @@ class Closed(State):
         end = clock()
         if end - start < self._slow_s and breaker._state is self and not self._success_listeners:
             window = self.window
-            window.record(SUCCESS, end)
-            if window.failed or window.slow:
-                self._open_if_exceeded(end)
+            if not window.full_of_successes:  # else one more success would change nothing in it
+                window.record(SUCCESS, end)
+                if window.failed or window.slow:
+                    self._open_if_exceeded(end)
         else:
             breaker.on_success(end - start, self.generation)
         return result

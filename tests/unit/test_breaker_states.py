@@ -103,3 +103,19 @@ def test_count_window_totals_always_match_a_recount_of_its_last_outcomes(outcome
     assert (window.calls, window.failed, window.slow, window.slow_failed) == (
         len(last), sum(o & 1 for o in last), sum(o >> 1 for o in last), sum(o == SLOW_FAILURE for o in last))
     assert FAILURE == 1  # the outcome codes the recount assumes
+
+
+def _oldest_first(window: CountWindow) -> list[int]:
+    return window.ring[window.pos:] + window.ring[:window.pos]
+
+
+@given(st.lists(st.sampled_from([0, 0, 0, 1, 2, 3]), max_size=80), st.integers(1, 7))
+def test_skipping_a_success_on_a_window_full_of_successes_changes_nothing(outcomes, size):
+    recorded, skipping = CountWindow(size), CountWindow(size)
+    for outcome in outcomes:
+        recorded.record(outcome)
+        if not (outcome == 0 and skipping.full_of_successes):  # what the CLOSED hot path does
+            skipping.record(outcome)
+        assert recorded.full_of_successes == (recorded.calls == size and not recorded.failed and not recorded.slow)
+        assert _oldest_first(skipping) == _oldest_first(recorded)
+        assert skipping.snapshot() == recorded.snapshot()
