@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, TypeVar
 
 from .config import BreakerConfig
 from .events import BreakerEvent, BreakerState, Listener, Listeners
-from .states import STATES, Open, State
+from .states import STATES, State
 from .store import StateStore, StoredState
 from .windows import FAILURE, SLOW_FAILURE, SLOW_SUCCESS, SUCCESS, Snapshot
 
@@ -311,8 +311,7 @@ class CircuitBreaker:
         if self.store is None:
             return
         state = self._state
-        remaining = max(0.0, state.open_until - self._clock()) if isinstance(state, Open) else 0.0
-        self.store.save(self.name, StoredState(state.value.value, time.time() + remaining,
+        self.store.save(self.name, StoredState(state.value.value, time.time() + state.wait_left_s(self._clock()),
                                                self._consecutive_openings))
 
     def _restore(self, stored: StoredState | None) -> None:
@@ -321,7 +320,5 @@ class CircuitBreaker:
             return
         self._consecutive_openings = stored.consecutive_openings
         state = self._new_state(BreakerState(stored.state), None)
-        if isinstance(state, Open):
-            state.opened_at = self._clock()
-            state.open_until = self._clock() + max(0.0, stored.open_until_wall - time.time())
+        state.restore(self._clock(), max(0.0, stored.open_until_wall - time.time()))
         self._state = state

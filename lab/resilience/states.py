@@ -76,6 +76,13 @@ class State:
     def poll(self, now: float) -> None:
         """Apply the transitions that time alone causes in this state."""
 
+    def wait_left_s(self, now: float) -> float:
+        """How much longer this state refuses calls on its own (OPEN's wait); what a store keeps."""
+        return 0.0
+
+    def restore(self, now: float, wait_left_s: float) -> None:
+        """Taken up from a store instead of entered: no events, no timers, no opening counted."""
+
     def _schedule(self, delay_s: float) -> None:
         """A real timer when a loop runs and the clock is the real one; else poll() on use."""
         if self.breaker.config.clock is not time.monotonic:
@@ -256,6 +263,13 @@ class Open(State):
         self.open_until = now + breaker.config.wait_open_s(breaker._consecutive_openings)
         if breaker.config.automatic_transition:
             self._schedule(self.open_until - now)
+
+    def wait_left_s(self, now: float) -> float:
+        return max(0.0, self.open_until - now)
+
+    def restore(self, now: float, wait_left_s: float) -> None:
+        self.opened_at = now
+        self.open_until = now + wait_left_s
 
     def poll(self, now: float) -> None:
         if self.breaker.config.automatic_transition and now >= self.open_until:
