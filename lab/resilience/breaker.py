@@ -50,6 +50,7 @@ class Permit(NamedTuple):
     started_at: float
 
 
+_new_tuple = tuple.__new__
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 _NEITHER = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
 
@@ -143,7 +144,7 @@ class CircuitBreaker:
         state = self._state
         if not state.admits_all:
             state = state.acquire()
-        return Permit(state.generation, state.value is HALF_OPEN, self._clock())
+        return _new_tuple(Permit, (state.generation, state.value is HALF_OPEN, self._clock()))  # no Python frame
 
     def record_result(self, permit: Permit, error: BaseException | None = None) -> None:
         """Report the outcome of a call started with ``acquire_permission``."""
@@ -152,6 +153,33 @@ class CircuitBreaker:
             self.on_success(duration, permit.generation)
         else:
             self.on_error(error, duration, permit.generation, permit.half_open)
+
+    def closed_generation(self) -> int | None:
+        """The generation, when the breaker is CLOSED (a call then needs no permit), else None.
+
+        For callers that batch: a call started while CLOSED is counted like one
+        with ``acquire_permission()`` (same generation, no half-open permit), and
+        its success can be reported with ``record_successes``. Otherwise take a permit.
+        """
+        state = self._state
+        return state.generation if state.value is CLOSED else None
+
+    def record_successes(self, generation: int, started_at: list[float]) -> None:
+        """Report that calls of ``generation`` (see closed_generation), started at these
+        times on the breaker's clock, all succeeded just now.
+
+        The same as ``on_success(now - t, generation)`` for each, in order, but in one
+        step where the state can take them so (see ``State.record_successes``): the
+        batched path of a producer whose acknowledgements come by the hundred.
+        """
+        if not started_at:
+            return
+        now = self._clock()
+        state = self._state
+        if generation == state.generation and state.record_successes(now, started_at):
+            return
+        for t in started_at:
+            self.on_success(now - t, generation)
 
     # -- outcomes ------------------------------------------------------------------
 

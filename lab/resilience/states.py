@@ -124,6 +124,11 @@ class State:
         FORCED_OPEN): an outcome reported while refusing calls goes into the kept window and decides nothing."""
         self.window.record(outcome, now)
 
+    def record_successes(self, now: float, started_at: list[float]) -> bool:
+        """Record these successes (calls started at ``started_at``, ended ``now``) in one step, if this state can
+        do so with the very result of recording them one by one; else record nothing and say False."""
+        return False
+
     def reject(self) -> CallNotPermitted:
         """Count a refused call, tell listeners, and return the error to raise."""
         breaker = self.breaker
@@ -209,6 +214,16 @@ class Closed(State):
         window.record(outcome, now)
         if outcome or window.failed or window.slow:  # a success among successes cannot open the breaker
             self._open_if_exceeded(now)
+
+    def record_successes(self, now: float, started_at: list[float]) -> bool:
+        """One step when none is slow, nobody listens for successes and the count window holds no failed or slow
+        call (then no success can change the state)."""
+        window = self.window
+        if (isinstance(window, CountWindow) and not self._success_listeners and not window.failed
+                and not window.slow and min(started_at) > now - self._slow_s):
+            window.record_successes(len(started_at))
+            return True
+        return False
 
     def _open_if_exceeded(self, now: float) -> None:
         reason = self._rates_exceeded(now)

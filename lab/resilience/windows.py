@@ -82,6 +82,7 @@ class CountWindow:
             self.ring = [SUCCESS] * self.size
             self.pos = 0
             self.calls, self.failed, self.slow, self.slow_failed = self.size, 0, 0, 0
+            self.full_of_successes = True
             return
         for _ in range(count):
             self.record(SUCCESS)
