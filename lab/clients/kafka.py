@@ -36,7 +36,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
-from ..resilience import BreakerConfig, CircuitBreaker
+from ..resilience import BreakerConfig, CircuitBreaker, presets
 from ..resilience.breaker import Permit
 from .envelope import Envelope, EnvelopeError, decode as decode_envelope, encode as encode_envelope
 from .dedup import SeenIds
@@ -54,12 +54,8 @@ IGNORED = (is_business_error,)
 
 
 def default_breaker() -> BreakerConfig:
-    return BreakerConfig(
-        failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
-        permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=15.0,
-        slow_call_duration_s=5.0, slow_call_rate_threshold=100,
-        record_exceptions=RECORDED, ignore_exceptions=IGNORED,
-    )
+    """The "kafka" preset's breaker (lab.resilience.presets) with this client's error tables."""
+    return presets.kafka(record_exceptions=RECORDED, ignore_exceptions=IGNORED).breaker
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator
 import asyncpg
 
 from ..errors import CallNotPermitted, DatabaseUnavailable, PoolExhausted, QueryTimeout
-from ..resilience import BreakerConfig, CircuitBreaker
+from ..resilience import BreakerConfig, CircuitBreaker, presets
 from ..resilience.retry import RetryPolicy
 from .observability import Histogram, log_event
 from .pg_errors import Phase, breaks_connection, is_business_error, is_infrastructure_error, translated
@@ -50,20 +50,20 @@ def is_retryable_transaction_error(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
+def resilience_preset() -> presets.Preset:
+    """The "database" preset (lab.resilience.presets) with this client's error tables."""
+    return presets.database(record_exceptions=RECORDED, ignore_exceptions=IGNORED,
+                            retry_on=(is_retryable_transaction_error,))
+
+
 def transaction_retry(deadline_s: float, max_attempts: int = 8) -> RetryPolicy:
-    """The default policy of ``run_transaction``: quick full-jitter backoff, only 40001 / 40P01."""
-    return RetryPolicy(max_attempts=max_attempts, initial_delay_s=0.005, max_delay_s=0.1, deadline_s=deadline_s,
-                       retry_on=(is_retryable_transaction_error,))
+    """The default policy of ``run_transaction``: the database preset's quick full-jitter backoff, only
+    40001 / 40P01, bounded by ``deadline_s``."""
+    return dataclasses.replace(resilience_preset().retry, max_attempts=max_attempts, deadline_s=deadline_s)
 
 
 def default_breaker() -> BreakerConfig:
-    return BreakerConfig(
-        failure_rate_threshold=50, sliding_window_size=20, minimum_number_of_calls=10,
-        permitted_calls_in_half_open=3, wait_duration_open_s=2.0, max_wait_half_open_s=10.0,
-        slow_call_duration_s=2.0, slow_call_rate_threshold=100,
-        record_exceptions=RECORDED,
-        ignore_exceptions=IGNORED,
-    )
+    return resilience_preset().breaker
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Resilience core: circuit breaker (resilience4j semantics), retry, rate limiter, adapters."""
+"""Resilience core: circuit breaker (resilience4j semantics), retry, rate limiter, adapters, presets."""
 
 from .breaker import CircuitBreaker
 from .config import BreakerConfig
 from .events import BreakerEvent, BreakerState
+from .presets import Preset, RateLimit, preset
 from .store import FileStateStore, SQLiteStateStore, StateStore, StoredState
 
 __all__ = [
@@ -11,7 +12,10 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "FileStateStore",
+    "Preset",
+    "RateLimit",
     "SQLiteStateStore",
     "StateStore",
     "StoredState",
+    "preset",
 ]

@@ -39,32 +39,42 @@ class Snapshot:
 
 
 class CountWindow:
-    """The last ``size`` outcomes."""
+    """The last ``size`` outcomes.
 
-    __slots__ = ("size", "ring", "pos", "calls", "failed", "slow", "slow_failed")
+    ``full_of_successes`` is true while the window is full and holds only
+    successes: one more success would leave it exactly as it is (the ring of
+    equal outcomes only turns), so a caller on a hot path may skip recording it.
+    """
+
+    __slots__ = ("size", "ring", "pos", "calls", "failed", "slow", "slow_failed", "full_of_successes")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.ring: list[int] = [-1] * size
         self.pos = 0
         self.calls = self.failed = self.slow = self.slow_failed = 0
+        self.full_of_successes = False
 
     def record(self, outcome: int, now: float = 0.0) -> None:
         ring = self.ring
         pos = self.pos
         old = ring[pos]
+        ring[pos] = outcome
+        pos += 1
+        self.pos = 0 if pos == self.size else pos
+        if old == outcome:  # one outcome replaced by the same: every total stays
+            return
         if old < 0:
             self.calls += 1
-        else:
+        elif old:
             self.failed -= old & 1
             self.slow -= old >> 1
             self.slow_failed -= old == SLOW_FAILURE
-        ring[pos] = outcome
-        self.failed += outcome & 1
-        self.slow += outcome >> 1
-        self.slow_failed += outcome == SLOW_FAILURE
-        pos += 1
-        self.pos = 0 if pos == self.size else pos
+        if outcome:
+            self.failed += outcome & 1
+            self.slow += outcome >> 1
+            self.slow_failed += outcome == SLOW_FAILURE
+        self.full_of_successes = self.calls == self.size and not (self.failed or self.slow)
 
     def record_successes(self, count: int) -> None:
         """``count`` quick successes, as many ``record(SUCCESS)`` calls would leave the window."""
@@ -72,6 +82,7 @@ class CountWindow:
             self.ring = [SUCCESS] * self.size
             self.pos = 0
             self.calls, self.failed, self.slow, self.slow_failed = self.size, 0, 0, 0
+            self.full_of_successes = True
             return
         for _ in range(count):
             self.record(SUCCESS)
@@ -82,6 +93,9 @@ class CountWindow:
 
 class TimeWindow:
     """Outcomes of the last ``seconds`` seconds, in one-second buckets."""
+
+    #: every success lands in its second's bucket, so none may be skipped
+    full_of_successes = False
 
     __slots__ = ("size", "epochs", "counts", "calls", "failed", "slow", "slow_failed")
 

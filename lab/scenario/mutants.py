@@ -25,6 +25,7 @@ from ..clients.ledger import ACKED as DELIVERY_ACKED, UNKNOWN as DELIVERY_UNKNOW
 from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
 from ..resilience.retry import RetryPolicy
+from ..resilience.states import HalfOpen
 
 
 def _same(value: Any) -> Any:
@@ -57,14 +58,21 @@ def _threshold_exclusive(config: BreakerConfig) -> BreakerConfig:
                                slow_call_rate_threshold=above(config.slow_call_rate_threshold))
 
 
+class _ExtraPermitHalfOpen(HalfOpen):
+    """The HALF_OPEN state with one trial permit more than configured."""
+
+    __slots__ = ()
+
+    def enter(self, now: float) -> None:
+        super().enter(now)
+        self.permits_left += 1
+
+
 class ExtraPermitBreaker(CircuitBreaker):
     """HALF_OPEN hands out one trial permit more than configured (its decision still waits for the configured
     number of trial outcomes)."""
 
-    def _transition(self, to: BreakerState, reason: str) -> None:
-        super()._transition(to, reason)
-        if to is BreakerState.HALF_OPEN and self._state is BreakerState.HALF_OPEN:
-            self._permits_left += 1
+    states = {**CircuitBreaker.states, BreakerState.HALF_OPEN: _ExtraPermitHalfOpen}
 
 
 class SkipHalfOpenBreaker(CircuitBreaker):

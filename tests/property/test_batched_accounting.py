@@ -32,7 +32,7 @@ def breaker(clock: FakeClock) -> CircuitBreaker:
 
 
 def observable(b: CircuitBreaker) -> tuple:
-    return b.state, b.metrics(), b._generation
+    return b.state, b.metrics(), b._state.generation
 
 
 history = st.lists(st.sampled_from(["ok", "fail", "slow_ok"]), max_size=12)
