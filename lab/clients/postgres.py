@@ -407,4 +407,4 @@ def _redact(dsn: str) -> str:
 
 __all__ = ["IGNORED", "RECORDED", "CallNotPermitted", "LeakReport", "PoolStats", "PostgresClient", "PostgresSettings",
            "default_breaker", "is_business_error", "is_infrastructure_error", "is_retryable_transaction_error",
-           "transaction_retry"]
+           "resilience_preset", "transaction_retry"]
