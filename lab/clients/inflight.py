@@ -66,13 +66,14 @@ _make_delivery = functools.partial(_new_tuple, Delivery)
 #: One send in a group, a plain tuple: (offset_in_batch, permit, message_id, sent_at, result). A permit
 #: is the breaker's Permit, or just its generation (an int) for a send made while the breaker was
 #: CLOSED and its clock is time.monotonic (then sent_at is on the breaker's clock too).
-_Send = tuple
+_Send = tuple[int, "Permit | int", str, float, "asyncio.Future[Delivery]"]
 _get_relative, _get_permit, _get_id, _get_sent_at, _get_result = (itemgetter(i) for i in range(5))
 
 
 def partition_for(key: bytes, partitions: list[int]) -> int:
     """aiokafka's DefaultPartitioner choice for a key (asserted equal in tests/property/test_batched_accounting.py)."""
-    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+    index: int = (murmur2(key) & 0x7FFFFFFF) % len(partitions)
+    return partitions[index]
 
 
 class _Group:
@@ -129,7 +130,7 @@ class InFlight:
                     else batch.builder.append(timestamp=None, key=key, value=value, headers=headers))
         if metadata is None:  # full (a message over batch_size never fits a batch begun), or drained already
             return None
-        result = _Future(loop=self.loop)
+        result: asyncio.Future[Delivery] = _Future(loop=self.loop)
         batch.group.sends.append((metadata.offset, permit, message_id, sent_at, result))
         return result
 
@@ -206,7 +207,7 @@ class InFlight:
 
     def _add_send(self, group: _Group, metadata: Any, permit: Permit | int, message_id: str,
                   sent_at: float) -> "asyncio.Future[Delivery]":
-        result = _Future(loop=self.loop)
+        result: asyncio.Future[Delivery] = _Future(loop=self.loop)
         group.sends.append((metadata.offset, permit, message_id, sent_at, result))
         return result
 
@@ -284,7 +285,7 @@ class InFlight:
             delivery = _new_tuple(Delivery, (message_id, group.topic, ACKED, partition, offset, None, None, sent_at,
                                              now))
             result.set_result(delivery)
-            if permit.__class__ is int:
+            if isinstance(permit, int):
                 breaker.record_successes(permit, [sent_at])
             else:
                 breaker.record_result(permit)
@@ -327,7 +328,7 @@ class InFlight:
 
     def _unknown(self, topic: str, send: _Send, error: BaseException) -> None:
         _relative, permit, message_id, sent_at, result = send
-        if permit.__class__ is int:  # taken while CLOSED: what acquire_permission() would have given
+        if isinstance(permit, int):  # taken while CLOSED: what acquire_permission() would have given
             permit = Permit(permit, False, sent_at)
         producer = self.producer
         producer.breaker.record_result(permit, error)

@@ -35,10 +35,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from ..errors import CallNotPermitted, ConfigError, KafkaUnavailable
+from ..errors import CallNotPermitted, ConfigError, EnvelopeError, KafkaUnavailable
 from ..resilience import BreakerConfig, CircuitBreaker, presets
 from ..resilience.breaker import Permit
-from .envelope import Envelope, EnvelopeError, decode as decode_envelope, encode as encode_envelope
+from .envelope import Envelope, decode as decode_envelope, encode as encode_envelope
 from .dedup import SeenIds
 from .inflight import MAX_REQUEST_BYTES, InFlight
 from .kafka_errors import as_lab_error, is_business_error, is_infrastructure_error, translated
@@ -145,8 +145,11 @@ class KafkaProducer:
         key = key if key is not None else message_id.encode()
         sent_at = _monotonic()
         breaker = self.breaker
-        permit = self._generation_if_closed()  # while CLOSED a send needs just the generation (see InFlight)
-        if permit is None:
+        generation = self._generation_if_closed()  # while CLOSED a send needs just the generation (see InFlight)
+        permit: Permit | int
+        if generation is not None:
+            permit = generation
+        else:
             try:
                 permit = breaker.acquire_permission()
             except CallNotPermitted as err:

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import socket
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 import asyncpg
 
