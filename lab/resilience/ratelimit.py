@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 from ..errors import ConfigError
 
@@ -19,7 +19,7 @@ _EPSILON_S = 1e-9  # float sums of the interval drift by a few ulps; never wait 
 
 class RateLimiter:
     def __init__(self, rate_per_s: float, burst: int = 1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         if rate_per_s <= 0:
             raise ConfigError("RateLimiter: rate_per_s must be > 0")
         if burst < 1:

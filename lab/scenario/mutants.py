@@ -121,7 +121,7 @@ class _UntranslatedClient(PostgresClient):
 
     raw: tuple[type[BaseException], ...] = ()
 
-    async def _run(self, method: str, query: str, args: tuple, timeout: float | None) -> Any:
+    async def _run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
         try:
             return await super()._run(method, query, args, timeout)
         except (DatabaseUnavailable, QueryTimeout) as err:

@@ -281,12 +281,12 @@ class ResourceSampler:
                 self._trees.pop(name, None)
                 continue
             self._trees[name] = (scanned_at, read)
-            self.history.add("resource", process=name, pid=process.pid, **values)
+            self.history.add("resource", OK, None, process=name, pid=process.pid, **values)
 
 
 def for_backend(history: History, stack: Any, interval_s: float = INTERVAL_S) -> ResourceSampler:
     """A sampler of the workload and every component of ``stack`` (a lab.stack Backend)."""
-    from ..stack.backend import COMPONENTS
+    from ..services import COMPONENTS
 
     return ResourceSampler(history, COMPONENTS, lambda name: stack.main_process(name).pid, interval_s)
 

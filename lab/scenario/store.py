@@ -234,7 +234,7 @@ class RunStore:
         """(check, verdict, evidence) of one result."""
         conn = self._connect()
         try:
-            return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+            return [tuple(row) for row in conn.execute(
                 "SELECT name, verdict, evidence FROM checks WHERE result_id = ? ORDER BY rowid", (result_id,))]
         except sqlite3.Error as err:
             raise StoreError(f"could not read the run history {self.path}: {err}") from None

@@ -104,7 +104,10 @@ def _trend_chart(results: Sequence[StoredResult]) -> str:
     shown = list(results)[-TREND_RUNS:]
     width, left, top, chart_px = 640, 60, 24, 90
     step = (width - left - 10) / max(len(shown), 1)
-    x = lambda i: left + (i + 0.5) * step  # noqa: E731
+
+    def x(i: int) -> float:
+        return left + (i + 0.5) * step
+
     out = [f'<svg class="trend" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + chart_px + 30}">',
            f'<text x="4" y="16">verdict</text>']
     for index, result in enumerate(shown):

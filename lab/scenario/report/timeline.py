@@ -113,7 +113,10 @@ def render(events: list[dict[str, Any]]) -> str:
         samples = [e for e in events if e["kind"] == "resource"]
         peak = max((1 + float(e.get(field, 0)) * factor for e in samples), default=10.0)
         log_y = Log10(1.0, max(peak * 1.2, 10.0), chart_top + CHART_PX, chart_top)
-        cy = lambda value: log_y(1 + value)  # noqa: E731
+
+        def cy(value: float, log_y: Log10 = log_y) -> float:
+            return log_y(1 + value)
+
         out.append(f'<g class="resources" data-field="{field}">')
         ticks = [t for t in (0, 10, 100, 1000, 10000) if 1 + t <= log_y.high]
         out.append(y_axis([(cy(t), f"{t:g}") for t in ticks], LEFT_PX, plot_w))
