@@ -56,4 +56,4 @@ async def pass_through(stub: Stub) -> None:
         if chunk is None:
             stub.close()
             return
-        stub.write(chunk)  # type: ignore[arg-type]
+        stub.write(chunk)

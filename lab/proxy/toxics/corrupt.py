@@ -49,11 +49,11 @@ class Corrupt(Toxic):
             if chunk is None:
                 stub.close()
                 return
-            positions = flip_positions(len(chunk.data) * 8, self.probability, stub.rng)  # type: ignore[union-attr]
+            positions = flip_positions(len(chunk.data) * 8, self.probability, stub.rng)
             if not positions:
-                stub.write(chunk)  # type: ignore[arg-type]
+                stub.write(chunk)
                 continue
-            data = bytearray(chunk.data)  # type: ignore[union-attr]
+            data = bytearray(chunk.data)
             for bit in positions:
                 data[bit >> 3] ^= 1 << (bit & 7)
-            stub.write(Chunk(bytes(data), chunk.ts))  # type: ignore[union-attr]
+            stub.write(Chunk(bytes(data), chunk.ts))

@@ -145,7 +145,7 @@ class Kafka(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_requests(stub, chunk)  # type: ignore[arg-type]
+            self.feed_requests(stub, chunk)
 
     def feed_requests(self, stub: Stub, chunk: Any) -> bool:
         """One chunk from the client, handled at once (the synchronous path; see Channel.handler)."""
@@ -210,7 +210,7 @@ class Kafka(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+            self.feed_responses(stub, chunk)
 
     def feed_responses(self, stub: Stub, chunk: Any) -> bool:
         """One chunk from the broker (or a nudge: answers are due), handled at once."""

@@ -186,7 +186,7 @@ class Postgres(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self._take_request(stub, st, chunk)  # type: ignore[arg-type]
+            self._take_request(stub, st, chunk)
 
     def feed_requests(self, stub: Stub, chunk: Any) -> bool:
         """One client chunk handled at once (the synchronous path; see Channel.handler), unless
@@ -350,7 +350,7 @@ class Postgres(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+            self.feed_responses(stub, chunk)
 
     def feed_responses(self, stub: Stub, chunk: Any) -> bool:
         """One server chunk (or a nudge: answers are due) handled at once."""
