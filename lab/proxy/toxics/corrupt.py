@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from typing import ClassVar
 
 from ..stream import Chunk, Stub
@@ -17,12 +18,12 @@ from .base import Toxic
 MAX_PROBABILITY = 0.01
 
 
-def flip_positions(bits: int, probability: float, rng) -> list[int]:
+def flip_positions(bits: int, probability: float, rng: random.Random) -> list[int]:
     """The bit positions (0 .. bits-1) to flip: each independently with ``probability``."""
     if probability <= 0.0 or bits <= 0:
         return []
     log_q = math.log1p(-probability)
-    positions = []
+    positions: list[int] = []
     pos = -1
     while True:
         pos += 1 + int(math.log(1.0 - rng.random()) / log_q)  # geometric gap to the next flip
