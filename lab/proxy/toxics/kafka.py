@@ -62,7 +62,7 @@ class Answer:
 
 @dataclasses.dataclass
 class Conversation:
-    plan: deque = dataclasses.field(default_factory=deque)
+    plan: deque[Pending | Answer] = dataclasses.field(default_factory=deque)
     req_buf: bytearray = dataclasses.field(default_factory=bytearray)
     req_raw: int = 0
     resp_buf: bytearray = dataclasses.field(default_factory=bytearray)
@@ -231,8 +231,9 @@ class Kafka(Toxic):
         return True
 
     def _send_answers(self, stub: Stub, st: Conversation) -> None:
-        while st.plan and isinstance(st.plan[0], Answer):
-            stub.write(Chunk(st.plan.popleft().data, 0.0))
+        while st.plan and isinstance(answer := st.plan[0], Answer):
+            st.plan.popleft()
+            stub.write(Chunk(answer.data, 0.0))
 
     def _pending_for(self, st: Conversation, correlation_id: int) -> Pending | None:
         """The request this response answers: the oldest still pending (skipping, with a log
@@ -243,7 +244,8 @@ class Kafka(Toxic):
                     skipped = st.plan.popleft()
                     if isinstance(skipped, Pending):
                         log.warning("kafka toxic: no response to correlation id %d", skipped.correlation_id)
-                return st.plan.popleft()
+                st.plan.popleft()  # ``item``, now at the head
+                return item
         return None
 
     def _responses(self, stub: Stub, st: Conversation, ts: float) -> None:
@@ -373,7 +375,8 @@ class Kafka(Toxic):
 
 def schema_item(schema: wire.Schema, name: str) -> wire.Schema:
     """The element schema of the array field ``name``."""
-    return dict(schema)[name][1]
+    element: wire.Schema = dict(schema)[name][1]  # an array field's type is ("array", element schema)
+    return element
 
 
 def _blank(schema: wire.Schema) -> dict[str, Any]:
