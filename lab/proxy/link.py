@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .direction import Direction
 from .side import Side
 from .stream import End
+from .toxics.base import is_two_way
 
 if TYPE_CHECKING:
     from .proxy import Proxy
@@ -102,7 +103,7 @@ class Link:
         if not self.directions:
             return
         toxic = defn.toxic
-        if not hasattr(toxic, "pipe_requests"):
+        if not is_two_way(toxic):
             self.directions[defn.direction].add_toxic(defn)
             return
         # A connection that has already carried bytes is past its start-up: the toxic joins mid-session.
