@@ -111,6 +111,10 @@ class Kafka(Toxic):
     forward: bool = False
     throttle_time_ms: int = 0
     probability: float = 1.0
+    # Derived in __post_init__; not attributes of the toxic (not in its JSON, equality or repr).
+    _keys: frozenset[int] = dataclasses.field(init=False, repr=False, compare=False, default=frozenset())
+    _error: int = dataclasses.field(init=False, repr=False, compare=False, default=0)
+    _answers_metadata: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
 
     def check(self) -> None:
         if not parse_api_keys(self.api_keys):
@@ -160,7 +164,7 @@ class Kafka(Toxic):
             data = data[n:]
         if data:
             st.req_buf += data
-            self._requests(stub, st, self._keys, chunk.ts)  # type: ignore[attr-defined]
+            self._requests(stub, st, self._keys, chunk.ts)
         return True
 
     def _requests(self, stub: Stub, st: Conversation, keys: frozenset[int], ts: float) -> None:
@@ -186,7 +190,7 @@ class Kafka(Toxic):
             acks0 = api_key == wire.PRODUCE and known and wire.produce_acks(frame, body_at, version) == 0
             hit = (known and api_key in keys and stub.active
                    and (self.probability >= 1.0 or stub.rng.random() < self.probability))
-            if hit and not self.forward and self._error != 0:  # type: ignore[attr-defined]
+            if hit and not self.forward and self._error != 0:
                 if run < pos:
                     stub.write(Chunk(bytes(buf[run:pos]), ts))
                 run = end
@@ -262,7 +266,7 @@ class Kafka(Toxic):
                 break
             head = next((item for item in st.plan if isinstance(item, Pending)), None)
             wants = head is not None and head.correlation_id == correlation_id and (
-                head.touch or (head.api_key == wire.METADATA and self._answers_metadata))  # type: ignore[attr-defined]
+                head.touch or (head.api_key == wire.METADATA and self._answers_metadata))
             if end > len(buf):
                 if wants and end - pos <= MAX_HELD_BYTES:
                     break
@@ -295,7 +299,7 @@ class Kafka(Toxic):
             log.warning("kafka toxic: response to api key %d v%d not understood (%s); passed unchanged",
                         pending.api_key, pending.version, err)
             return None
-        if pending.api_key == wire.METADATA and self._answers_metadata:  # type: ignore[attr-defined]
+        if pending.api_key == wire.METADATA and self._answers_metadata:
             st.metadata = body
         if not pending.touch:
             return None
@@ -303,7 +307,7 @@ class Kafka(Toxic):
         return wire.response_frame(pending.correlation_id, wire.encode(schema, body))
 
     def _apply(self, body: dict[str, Any], api_key: int, version: int) -> None:
-        error = self._error  # type: ignore[attr-defined]
+        error = self._error
         if "throttle_time_ms" in body:
             body["throttle_time_ms"] = self.throttle_time_ms
         if error == 0:
