@@ -53,7 +53,7 @@ class Link:
     def side_connected(self, side: Side) -> None:
         if side is self.client:
             if self.closed:
-                side.transport.abort()  # type: ignore[union-attr]
+                side.live_transport().abort()
                 return
             self.proxy.links[self.seq] = self
             self._dial = asyncio.get_running_loop().create_task(self._connect_upstream())
@@ -76,7 +76,7 @@ class Link:
                 self.close()
             return
         if self.closed:
-            self.upstream.transport.abort()  # type: ignore[union-attr]
+            self.upstream.live_transport().abort()
             return
         self._start()
 
@@ -93,7 +93,7 @@ class Link:
         for side in (self.client, self.upstream):
             side.replay_early()
             if not self.closed:
-                side.transport.resume_reading()  # type: ignore[union-attr]
+                side.live_transport().resume_reading()
 
     def add_toxic(self, defn: "ToxicDef") -> None:
         """Add a toxic to this connection: to its direction, or, for a two-way toxic (one with
