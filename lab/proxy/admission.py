@@ -27,7 +27,7 @@ MAX_BODY_BYTES_TOTAL = 32 << 20
 class Slot:
     """One admitted connection. ``reading`` while it waits for (part of) a request."""
 
-    transport: asyncio.BaseTransport
+    transport: asyncio.WriteTransport
     reading: bool = True
     body_bytes: int = 0
 
@@ -46,7 +46,7 @@ class Admission:
     def connections(self) -> int:
         return len(self._slots)
 
-    def admit(self, transport: asyncio.BaseTransport) -> Slot | None:
+    def admit(self, transport: asyncio.WriteTransport) -> Slot | None:
         """A slot for a new connection, evicting the oldest reader at the cap; None: refuse it."""
         if len(self._slots) >= self.max_connections:
             victim = next((slot for slot in self._slots if slot.reading), None)

@@ -26,7 +26,7 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ByteCounters, render
 from .proxy import Context, Proxy
 from .toxic_collection import ToxicDef
-from .toxics import REGISTRY
+from .toxics import REGISTRY, Toxic
 
 log = logging.getLogger("lab.proxy.api")
 
@@ -109,7 +109,7 @@ def check_name(kind: str, name: str) -> None:
     raise ApiError(f"invalid {kind} name {shown}: {reason}", 400)
 
 
-def decode_attributes(toxic_cls: type, raw: Any, struct_name: str, errors: TypeErrors) -> dict[str, Any]:
+def decode_attributes(toxic_cls: type[Toxic], raw: Any, struct_name: str, errors: TypeErrors) -> dict[str, Any]:
     fields = [Field(key, go_type) for key, go_type in toxic_cls.go_types.items()]
     if raw is None:
         return {}

@@ -238,7 +238,7 @@ def _install_fast_loop() -> None:
     if os.environ.get("LAB_PROXY_LOOP", "auto") == "asyncio":
         return
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

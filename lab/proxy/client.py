@@ -155,7 +155,8 @@ class ToxiproxyClient:
     # -- API -------------------------------------------------------------------
 
     async def version(self) -> str:
-        return (await self._call("GET", "/version"))["version"]
+        version: str = (await self._call("GET", "/version"))["version"]
+        return version
 
     async def proxies(self) -> dict[str, Proxy]:
         return {name: Proxy.from_json(p) for name, p in (await self._call("GET", "/proxies")).items()}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .direction import Direction
 from .side import Side
 from .stream import End
+from .toxics.base import is_two_way
 
 if TYPE_CHECKING:
     from .proxy import Proxy
@@ -52,7 +53,7 @@ class Link:
     def side_connected(self, side: Side) -> None:
         if side is self.client:
             if self.closed:
-                side.transport.abort()  # type: ignore[union-attr]
+                side.live_transport().abort()
                 return
             self.proxy.links[self.seq] = self
             self._dial = asyncio.get_running_loop().create_task(self._connect_upstream())
@@ -75,7 +76,7 @@ class Link:
                 self.close()
             return
         if self.closed:
-            self.upstream.transport.abort()  # type: ignore[union-attr]
+            self.upstream.live_transport().abort()
             return
         self._start()
 
@@ -92,7 +93,7 @@ class Link:
         for side in (self.client, self.upstream):
             side.replay_early()
             if not self.closed:
-                side.transport.resume_reading()  # type: ignore[union-attr]
+                side.live_transport().resume_reading()
 
     def add_toxic(self, defn: "ToxicDef") -> None:
         """Add a toxic to this connection: to its direction, or, for a two-way toxic (one with
@@ -102,7 +103,7 @@ class Link:
         if not self.directions:
             return
         toxic = defn.toxic
-        if not hasattr(toxic, "pipe_requests"):
+        if not is_two_way(toxic):
             self.directions[defn.direction].add_toxic(defn)
             return
         # A connection that has already carried bytes is past its start-up: the toxic joins mid-session.

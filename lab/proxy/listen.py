@@ -93,10 +93,13 @@ def resolve_host(host: str) -> tuple[int, str]:
         raise ListenError(f"listen tcp: lookup {host}: no such host") from None
     v4 = [info for info in infos if info[0] == socket.AF_INET]
     family, _, _, _, sockaddr = (v4 or infos)[0]
-    return family, sockaddr[0]
+    address = sockaddr[0]
+    if not isinstance(address, str):  # only a non-IP family (AF_UNIX, ...) has another kind of address
+        raise ListenError(f"listen tcp: lookup {host}: no such host")
+    return family, address
 
 
-def format_addr(sockaddr: tuple) -> str:
+def format_addr(sockaddr: tuple[str, int] | tuple[str, int, int, int]) -> str:
     host, port = sockaddr[0], sockaddr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

@@ -34,7 +34,7 @@ class ByteCounters:
             lines.append(f"# HELP {metric} ")
             lines.append(f"# TYPE {metric} counter")
             for labels in sorted(self._series):
-                text = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(_LABELS, labels))
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(_LABELS, labels, strict=True))
                 lines.append(f"{metric}{{{text}}} {self._series[labels][index]}")
         return lines
 

@@ -9,7 +9,7 @@ replayed in order, so nothing read early is lost.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .stream import EOF
 
@@ -32,15 +32,23 @@ class Side(asyncio.Protocol):
         self.early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.pause_reading()  # type: ignore[attr-defined]
+        # A stream connection's transport reads and writes; asyncio.Protocol types it as the base
+        # class, and uvloop's TCPTransport is no asyncio.Transport subclass, so no isinstance here.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()
         self.link.side_connected(self)
+
+    def live_transport(self) -> asyncio.Transport:
+        """The transport, for callers past ``connection_made`` (all of the link's set-up and ``data_received``)."""
+        if self.transport is None:
+            raise RuntimeError("a link side used before its connection was made")
+        return self.transport
 
     def data_received(self, data: bytes) -> None:
         direction = self.reading_from
         if direction is None:
             self.early.append(data)
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.live_transport().pause_reading()
             return
         direction.on_data(data)
 
@@ -52,11 +60,14 @@ class Side(asyncio.Protocol):
         return True  # keep our half open: the other direction may still write
 
     def replay_early(self) -> None:
+        direction = self.reading_from
+        if direction is None:
+            raise RuntimeError("replay_early on a link side not yet wired to a direction")
         early, self.early = self.early, []
         for data in early:
-            self.reading_from.on_data(data)  # type: ignore[union-attr]
+            direction.on_data(data)
         if self.early_eof:
-            self.reading_from.on_end(EOF)  # type: ignore[union-attr]
+            direction.on_end(EOF)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.link.close()

@@ -47,8 +47,9 @@ class Sink:
                 # would send them: one write, not one per piece (a slicer makes 1-byte pieces).
                 pieces = [item.data]
                 size = len(item.data)
-                while pending and isinstance(pending[0], Chunk) and size < COALESCE_BYTES:
-                    data = pending.popleft().data  # type: ignore[union-attr]
+                while pending and isinstance(head := pending[0], Chunk) and size < COALESCE_BYTES:
+                    pending.popleft()
+                    data = head.data
                     pieces.append(data)
                     size += len(data)
                 item = Chunk(b"".join(pieces), item.ts)

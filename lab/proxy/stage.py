@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .stream import Channel, Interrupted, Item, Outlet, Stub
 from .toxics import pass_through
+from .toxics.base import as_two_way
 
 if TYPE_CHECKING:
     from .direction import Direction
@@ -83,9 +84,9 @@ class Stage:
         try:
             if self.role == "requests":
                 stub.active = stub.rng.random() < defn.toxicity
-                await defn.toxic.pipe_requests(stub)  # type: ignore[attr-defined]
+                await as_two_way(defn.toxic).pipe_requests(stub)
             elif self.role == "responses":
-                await defn.toxic.pipe_responses(stub)  # type: ignore[attr-defined]
+                await as_two_way(defn.toxic).pipe_responses(stub)
             elif stub.rng.random() < defn.toxicity:
                 await defn.toxic.pipe(stub)
             else:

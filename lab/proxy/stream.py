@@ -23,10 +23,11 @@ attributes cut 64 KiB into 65,536 one-byte pieces without ever yielding).
 from __future__ import annotations
 
 import asyncio
+import enum
 import random
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Final, Literal, Protocol, overload
 
 
 class Interrupted(Exception):
@@ -57,7 +58,15 @@ class End:
 
 EOF = End(hangup=False)
 HANGUP = End(hangup=True)
-TIMED_OUT = object()
+
+
+class TimedOut(enum.Enum):
+    """The type of ``TIMED_OUT``: a one-member enum, so ``chunk is TIMED_OUT`` narrows for a type checker."""
+
+    TIMED_OUT = "timed out"
+
+
+TIMED_OUT: Final = TimedOut.TIMED_OUT
 
 #: The longest a toxic runs on the loop before ``read()`` lets other callbacks in.
 RUN_SLICE_S = 0.002
@@ -177,7 +186,16 @@ class Stub:
 
     # -- input ---------------------------------------------------------------
 
-    async def read(self, deadline: float | None = None) -> Chunk | None | object:
+    @overload
+    async def read(self, deadline: None = None) -> Chunk | None: ...
+
+    @overload
+    async def read(self, deadline: float) -> Chunk | Literal[TimedOut.TIMED_OUT] | None: ...
+
+    @overload
+    async def read(self, deadline: float | None) -> Chunk | Literal[TimedOut.TIMED_OUT] | None: ...
+
+    async def read(self, deadline: float | None = None) -> Chunk | Literal[TimedOut.TIMED_OUT] | None:
         """The next chunk; ``None`` at the end of the stream; ``TIMED_OUT`` past ``deadline``."""
         loop = asyncio.get_running_loop()
         while True:

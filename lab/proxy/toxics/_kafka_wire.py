@@ -164,7 +164,7 @@ class _Reader:
 
     def fixed(self, kind: str) -> int:
         codec = _FIXED[kind]
-        value = codec.unpack_from(self.data, self.pos)[0]
+        value: int = codec.unpack_from(self.data, self.pos)[0]  # every _FIXED codec is an integer
         self.pos += codec.size
         return value
 
@@ -256,7 +256,7 @@ def frame_end(buf: bytes | bytearray, pos: int) -> int | None:
     """Where the size-prefixed frame at ``pos`` ends, once its size is in ``buf``."""
     if len(buf) - pos < 4:
         return None
-    size = _I32.unpack_from(buf, pos)[0]
+    size: int = _I32.unpack_from(buf, pos)[0]
     if size < 0:
         raise ValueError(f"negative frame size {size}")
     return pos + 4 + size
@@ -275,7 +275,10 @@ def request_header(frame: bytes | bytearray, pos: int = 0) -> tuple[int, int, in
 
 
 def response_correlation_id(frame: bytes | bytearray, pos: int = 0) -> int | None:
-    return _I32.unpack_from(frame, pos + 4)[0] if len(frame) - pos >= 8 else None
+    if len(frame) - pos < 8:
+        return None
+    correlation_id: int = _I32.unpack_from(frame, pos + 4)[0]
+    return correlation_id
 
 
 def response_frame(correlation_id: int, body: bytes) -> bytes:
@@ -289,4 +292,5 @@ def produce_acks(frame: bytes, body_offset: int, version: int) -> int:
     if version >= 3:
         length = _I16.unpack_from(frame, pos)[0]
         pos += 2 + max(length, 0)
-    return _I16.unpack_from(frame, pos)[0]
+    acks: int = _I16.unpack_from(frame, pos)[0]
+    return acks

@@ -10,7 +10,6 @@ need no change are passed on as one slice.
 from __future__ import annotations
 
 import struct
-from typing import Iterator
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104

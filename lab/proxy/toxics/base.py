@@ -20,7 +20,7 @@ the API answers 400 with its text.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeGuard
 
 from ..gojson import Float32
 from ..stream import Stub
@@ -49,6 +49,28 @@ class Toxic:
         """Raise ValueError naming what is wrong with these attributes (our types only)."""
 
 
+class TwoWayToxic(Protocol):
+    """What a two-way toxic has in place of ``pipe`` (see the module docstring)."""
+
+    def new_state(self, mid_stream: bool = False) -> Any: ...
+
+    async def pipe_requests(self, stub: Stub) -> None: ...
+
+    async def pipe_responses(self, stub: Stub) -> None: ...
+
+
+def is_two_way(toxic: Toxic) -> TypeGuard[TwoWayToxic]:
+    """Whether ``toxic`` speaks a protocol: it has ``pipe_requests`` (and so the rest of ``TwoWayToxic``)."""
+    return hasattr(toxic, "pipe_requests")
+
+
+def as_two_way(toxic: Toxic) -> TwoWayToxic:
+    """``toxic`` as a two-way toxic; AttributeError, as the missing method would raise, when it is not one."""
+    if not is_two_way(toxic):
+        raise AttributeError(f"{type(toxic).__name__!r} object has no attribute 'pipe_requests'")
+    return toxic
+
+
 async def pass_through(stub: Stub) -> None:
     """The noop pipe: also what a toxic runs as when its toxicity roll fails."""
     while True:
@@ -56,4 +78,4 @@ async def pass_through(stub: Stub) -> None:
         if chunk is None:
             stub.close()
             return
-        stub.write(chunk)  # type: ignore[arg-type]
+        stub.write(chunk)

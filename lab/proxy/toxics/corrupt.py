@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from typing import ClassVar
 
 from ..stream import Chunk, Stub
@@ -17,12 +18,12 @@ from .base import Toxic
 MAX_PROBABILITY = 0.01
 
 
-def flip_positions(bits: int, probability: float, rng) -> list[int]:
+def flip_positions(bits: int, probability: float, rng: random.Random) -> list[int]:
     """The bit positions (0 .. bits-1) to flip: each independently with ``probability``."""
     if probability <= 0.0 or bits <= 0:
         return []
     log_q = math.log1p(-probability)
-    positions = []
+    positions: list[int] = []
     pos = -1
     while True:
         pos += 1 + int(math.log(1.0 - rng.random()) / log_q)  # geometric gap to the next flip
@@ -49,11 +50,11 @@ class Corrupt(Toxic):
             if chunk is None:
                 stub.close()
                 return
-            positions = flip_positions(len(chunk.data) * 8, self.probability, stub.rng)  # type: ignore[union-attr]
+            positions = flip_positions(len(chunk.data) * 8, self.probability, stub.rng)
             if not positions:
-                stub.write(chunk)  # type: ignore[arg-type]
+                stub.write(chunk)
                 continue
-            data = bytearray(chunk.data)  # type: ignore[union-attr]
+            data = bytearray(chunk.data)
             for bit in positions:
                 data[bit >> 3] ^= 1 << (bit & 7)
-            stub.write(Chunk(bytes(data), chunk.ts))  # type: ignore[union-attr]
+            stub.write(Chunk(bytes(data), chunk.ts))

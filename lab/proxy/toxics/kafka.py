@@ -62,7 +62,7 @@ class Answer:
 
 @dataclasses.dataclass
 class Conversation:
-    plan: deque = dataclasses.field(default_factory=deque)
+    plan: deque[Pending | Answer] = dataclasses.field(default_factory=deque)
     req_buf: bytearray = dataclasses.field(default_factory=bytearray)
     req_raw: int = 0
     resp_buf: bytearray = dataclasses.field(default_factory=bytearray)
@@ -111,6 +111,10 @@ class Kafka(Toxic):
     forward: bool = False
     throttle_time_ms: int = 0
     probability: float = 1.0
+    # Derived in __post_init__; not attributes of the toxic (not in its JSON, equality or repr).
+    _keys: frozenset[int] = dataclasses.field(init=False, repr=False, compare=False, default=frozenset())
+    _error: int = dataclasses.field(init=False, repr=False, compare=False, default=0)
+    _answers_metadata: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
 
     def check(self) -> None:
         if not parse_api_keys(self.api_keys):
@@ -145,7 +149,7 @@ class Kafka(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_requests(stub, chunk)  # type: ignore[arg-type]
+            self.feed_requests(stub, chunk)
 
     def feed_requests(self, stub: Stub, chunk: Any) -> bool:
         """One chunk from the client, handled at once (the synchronous path; see Channel.handler)."""
@@ -160,7 +164,7 @@ class Kafka(Toxic):
             data = data[n:]
         if data:
             st.req_buf += data
-            self._requests(stub, st, self._keys, chunk.ts)  # type: ignore[attr-defined]
+            self._requests(stub, st, self._keys, chunk.ts)
         return True
 
     def _requests(self, stub: Stub, st: Conversation, keys: frozenset[int], ts: float) -> None:
@@ -186,7 +190,7 @@ class Kafka(Toxic):
             acks0 = api_key == wire.PRODUCE and known and wire.produce_acks(frame, body_at, version) == 0
             hit = (known and api_key in keys and stub.active
                    and (self.probability >= 1.0 or stub.rng.random() < self.probability))
-            if hit and not self.forward and self._error != 0:  # type: ignore[attr-defined]
+            if hit and not self.forward and self._error != 0:
                 if run < pos:
                     stub.write(Chunk(bytes(buf[run:pos]), ts))
                 run = end
@@ -210,7 +214,7 @@ class Kafka(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+            self.feed_responses(stub, chunk)
 
     def feed_responses(self, stub: Stub, chunk: Any) -> bool:
         """One chunk from the broker (or a nudge: answers are due), handled at once."""
@@ -231,8 +235,9 @@ class Kafka(Toxic):
         return True
 
     def _send_answers(self, stub: Stub, st: Conversation) -> None:
-        while st.plan and isinstance(st.plan[0], Answer):
-            stub.write(Chunk(st.plan.popleft().data, 0.0))
+        while st.plan and isinstance(answer := st.plan[0], Answer):
+            st.plan.popleft()
+            stub.write(Chunk(answer.data, 0.0))
 
     def _pending_for(self, st: Conversation, correlation_id: int) -> Pending | None:
         """The request this response answers: the oldest still pending (skipping, with a log
@@ -243,7 +248,8 @@ class Kafka(Toxic):
                     skipped = st.plan.popleft()
                     if isinstance(skipped, Pending):
                         log.warning("kafka toxic: no response to correlation id %d", skipped.correlation_id)
-                return st.plan.popleft()
+                st.plan.popleft()  # ``item``, now at the head
+                return item
         return None
 
     def _responses(self, stub: Stub, st: Conversation, ts: float) -> None:
@@ -260,7 +266,7 @@ class Kafka(Toxic):
                 break
             head = next((item for item in st.plan if isinstance(item, Pending)), None)
             wants = head is not None and head.correlation_id == correlation_id and (
-                head.touch or (head.api_key == wire.METADATA and self._answers_metadata))  # type: ignore[attr-defined]
+                head.touch or (head.api_key == wire.METADATA and self._answers_metadata))
             if end > len(buf):
                 if wants and end - pos <= MAX_HELD_BYTES:
                     break
@@ -293,7 +299,7 @@ class Kafka(Toxic):
             log.warning("kafka toxic: response to api key %d v%d not understood (%s); passed unchanged",
                         pending.api_key, pending.version, err)
             return None
-        if pending.api_key == wire.METADATA and self._answers_metadata:  # type: ignore[attr-defined]
+        if pending.api_key == wire.METADATA and self._answers_metadata:
             st.metadata = body
         if not pending.touch:
             return None
@@ -301,7 +307,7 @@ class Kafka(Toxic):
         return wire.response_frame(pending.correlation_id, wire.encode(schema, body))
 
     def _apply(self, body: dict[str, Any], api_key: int, version: int) -> None:
-        error = self._error  # type: ignore[attr-defined]
+        error = self._error
         if "throttle_time_ms" in body:
             body["throttle_time_ms"] = self.throttle_time_ms
         if error == 0:
@@ -373,7 +379,8 @@ class Kafka(Toxic):
 
 def schema_item(schema: wire.Schema, name: str) -> wire.Schema:
     """The element schema of the array field ``name``."""
-    return dict(schema)[name][1]
+    element: wire.Schema = dict(schema)[name][1]  # an array field's type is ("array", element schema)
+    return element
 
 
 def _blank(schema: wire.Schema) -> dict[str, Any]:

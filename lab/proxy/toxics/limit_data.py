@@ -31,9 +31,9 @@ class LimitData(Toxic):
                 stub.close()
                 return
             remaining = max(0, self.bytes - state["sent"])
-            data = chunk.data[:remaining]  # type: ignore[union-attr]
+            data = chunk.data[:remaining]
             if data:
-                stub.write(Chunk(data, chunk.ts))  # type: ignore[union-attr]
+                stub.write(Chunk(data, chunk.ts))
                 state["sent"] += len(data)
             if self.bytes - state["sent"] <= 0:
                 stub.close()

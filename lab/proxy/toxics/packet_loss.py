@@ -50,4 +50,4 @@ class PacketLoss(Toxic):
             if not (self.correlation > 0.0 and rng.random() < self.correlation):
                 state["dropped"] = rng.random() < self.rate
             if not state["dropped"]:
-                stub.write(chunk)  # type: ignore[arg-type]
+                stub.write(chunk)

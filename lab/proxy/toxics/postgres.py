@@ -100,7 +100,8 @@ class Answer:
 class Session:
     """Per-connection state of both sides; survives updates of the toxic."""
 
-    plan: deque = dataclasses.field(default_factory=deque)  # what the client is owed, in order
+    # what the client is owed, in order
+    plan: deque[Reply | Lookup | SslAnswer | Answer] = dataclasses.field(default_factory=deque)
     stepped_aside: bool = False
     dead: bool = False  # the toxic ended the session: client bytes are dropped
     # requests side
@@ -186,7 +187,7 @@ class Postgres(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self._take_request(stub, st, chunk)  # type: ignore[arg-type]
+            self._take_request(stub, st, chunk)
 
     def feed_requests(self, stub: Stub, chunk: Any) -> bool:
         """One client chunk handled at once (the synchronous path; see Channel.handler), unless
@@ -350,7 +351,7 @@ class Postgres(Toxic):
                 self.cleanup(stub)
                 stub.close()
                 return
-            self.feed_responses(stub, chunk)  # type: ignore[arg-type]
+            self.feed_responses(stub, chunk)
 
     def feed_responses(self, stub: Stub, chunk: Any) -> bool:
         """One server chunk (or a nudge: answers are due) handled at once."""
@@ -376,8 +377,8 @@ class Postgres(Toxic):
 
     def _answer(self, stub: Stub, st: Session) -> bool:
         """Send the answers now due; True when one of them closed the connection."""
-        while st.plan and isinstance(st.plan[0], Answer):
-            answer = st.plan.popleft()
+        while st.plan and isinstance(answer := st.plan[0], Answer):
+            st.plan.popleft()
             stub.write(Chunk(answer.data, 0.0))
             if answer.close:
                 stub.close()
@@ -393,7 +394,7 @@ class Postgres(Toxic):
                 if pos >= len(buf):
                     break
                 st.plan.popleft()
-                if buf[pos:pos + 1] in (b"S", b"G"):
+                if buf[pos] in b"SG":  # pos < len(buf): the one-byte answer is there
                     st.stepped_aside = True
                     log.warning("postgres toxic: the client negotiated encryption; stepping aside for this "
                                 "connection (the toxic reads plaintext only)")

@@ -23,6 +23,6 @@ class ResetPeer(Toxic):
             await stub.sleep(self.timeout / 1000.0)
         except Interrupted:
             if chunk is not None:
-                stub.write(chunk)  # type: ignore[arg-type]
+                stub.write(chunk)
             raise
         stub.reset()

@@ -24,4 +24,4 @@ class SlowClose(Toxic):
                 await stub.sleep(self.delay / 1000.0)
                 stub.close()
                 return
-            stub.write(chunk)  # type: ignore[arg-type]
+            stub.write(chunk)
