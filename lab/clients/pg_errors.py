@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
 import asyncpg
 

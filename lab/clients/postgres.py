@@ -386,11 +386,11 @@ class PostgresClient:
     def prometheus(self) -> str:
         stats = self.stats()
         labels = f'pool="{self.settings.application_name}"'
-        lines = [f"# TYPE lab_pg_pool_connections gauge"]
+        lines = ["# TYPE lab_pg_pool_connections gauge"]
         for state, value in (("idle", stats.idle), ("in_use", stats.in_use), ("total", stats.size)):
             lines.append(f'lab_pg_pool_connections{{{labels},state="{state}"}} {value}')
-        lines += [f"# TYPE lab_pg_pool_waiting gauge", f"lab_pg_pool_waiting{{{labels}}} {stats.waiting}",
-                  f"# TYPE lab_pg_pool_replaced_connections_total counter",
+        lines += ["# TYPE lab_pg_pool_waiting gauge", f"lab_pg_pool_waiting{{{labels}}} {stats.waiting}",
+                  "# TYPE lab_pg_pool_replaced_connections_total counter",
                   f"lab_pg_pool_replaced_connections_total{{{labels}}} {self.replaced_connections}",
                   "# TYPE lab_pg_acquire_seconds histogram"]
         lines += self.acquire_latency.prometheus("lab_pg_acquire_seconds", labels)

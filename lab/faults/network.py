@@ -10,8 +10,8 @@ from ..proxy.client import NotFound, ToxiproxyClient
 from .base import Fault, FaultError, non_negative, positive
 from .ledger import FaultLedger
 
-__all__ = ["DIRECTIONS", "Flapping", "Partition", "ProxyFault", "Toxic", "ToxicFault", "ToxicSpec", "bandwidth", "blackhole",
-           "disable_proxy", "enable_proxy", "latency", "limit_data", "reset_peer", "slicer", "slow_close"]
+__all__ = ["DIRECTIONS", "Flapping", "Partition", "ProxyFault", "Toxic", "ToxicFault", "ToxicSpec", "bandwidth",
+           "blackhole", "disable_proxy", "enable_proxy", "latency", "limit_data", "reset_peer", "slicer", "slow_close"]
 
 DIRECTIONS = ("upstream", "downstream")
 

@@ -13,7 +13,6 @@ import subprocess
 from typing import Any, Callable, Protocol
 
 from ..config import Settings
-from ..services import COMPONENTS  # re-exported: the service table owns the names
 from . import state as state_file
 from .procs import ProcessRecord
 

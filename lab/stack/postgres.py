@@ -184,7 +184,8 @@ class LocalPostgres:
         return record
 
     def info(self) -> dict[str, Any]:
-        return {"data_dir": str(self.data), "bin_dir": str(self.bin_dir), "os_user": self.user or pwd.getpwuid(os.geteuid()).pw_name}
+        os_user = self.user or pwd.getpwuid(os.geteuid()).pw_name
+        return {"data_dir": str(self.data), "bin_dir": str(self.bin_dir), "os_user": os_user}
 
     async def after_start(self) -> None:
         """Create the lab database once, connecting directly (not through the proxy)."""

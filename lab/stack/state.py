@@ -91,10 +91,12 @@ def _read(path: Path) -> object | None:
         return None
     except OSError as err:
         raise StateError(f"the state file {path} is unreadable ({err.strerror or err}); run `python -m lab down` "
-                         f"(it clears the file), then stop any postgres, tansu or lab.proxy processes by hand") from None
+                         "(it clears the file), then stop any postgres, tansu or lab.proxy processes by "
+                         "hand") from None
     except ValueError as err:
         raise StateError(f"the state file {path} is not valid JSON ({err}); run `python -m lab down` "
-                         f"(it clears the file), then stop any postgres, tansu or lab.proxy processes by hand") from None
+                         "(it clears the file), then stop any postgres, tansu or lab.proxy processes by "
+                         "hand") from None
 
 
 def parse(path: Path, data: object) -> tuple[StackState, list[str]]:

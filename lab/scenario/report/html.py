@@ -109,7 +109,7 @@ def _trend_chart(results: Sequence[StoredResult]) -> str:
         return left + (i + 0.5) * step
 
     out = [f'<svg class="trend" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + chart_px + 30}">',
-           f'<text x="4" y="16">verdict</text>']
+           '<text x="4" y="16">verdict</text>']
     for index, result in enumerate(shown):
         colour = timeline.OUTCOME_COLOURS["ok" if result.verdict == "pass" else
                                           "fail" if result.verdict == "fail" else "unknown"]
@@ -165,7 +165,8 @@ def render(cases: Sequence[Case], by_scenario: dict[str, list[StoredResult]], ti
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{esc(title)}</h1><p>written {written}</p>"
         f'<table id="summary"><tr><th>scenario</th><th>run</th><th>verdict</th><th>duration</th></tr>{summary}</table>'
-        f'<h2>Timelines</h2>{timeline.legend()}<div id="timelines">{"".join(_case(c, a) for c, a in zip(cases, anchors))}</div>'
+        f'<h2>Timelines</h2>{timeline.legend()}'
+        f'<div id="timelines">{"".join(_case(c, a) for c, a in zip(cases, anchors))}</div>'
         f"{_trends(by_scenario, report)}{_flaky(report)}{_regressions(report)}</body></html>")
 
 

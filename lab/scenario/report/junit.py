@@ -27,7 +27,8 @@ def _message(result: Any) -> str:
 def write_junit(path: Path, results: list[Any]) -> None:
     cases: dict[str, list[Any]] = {}
     for result in results:
-        cases.setdefault(result.scenario + (" [negative control]" if result.negative_control else ""), []).append(result)
+        name = result.scenario + (" [negative control]" if result.negative_control else "")
+        cases.setdefault(name, []).append(result)
     verdicts = {name: _case_verdict(runs) for name, runs in cases.items()}
     suite = ET.Element("testsuite", name="chaoslab", tests=str(len(cases)),
                        failures=str(sum(1 for v in verdicts.values() if v == "fail")),
