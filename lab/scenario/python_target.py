@@ -3,7 +3,7 @@
     # mypkg/chaos.py
     from lab.scenario.python_target import python_target
     target = python_target(place_order, breakers={"pg": db_breaker}, expected_errors=[ServiceUnavailable],
-                           pool_probes={"pg": pool_is_whole})
+                           probes={"pg.pool": pool_is_whole}, on_start=connect, on_close=disconnect)
 
     python -m lab run network_partition --target mypkg.chaos:target
 
@@ -12,9 +12,13 @@ calls it through every phase as one lane that exercises every component the scen
 ``covers``). ``breakers`` maps a component to the user's breaker object, observed through the
 adapter for its library: pybreaker, aiobreaker, purgatory (its ``CircuitBreakerFactory``),
 circuitbreaker (polled: it has no listeners) or ``lab.resilience.CircuitBreaker`` (whose own outcomes are
-recorded too). ``pool_probes`` maps a component to an async callable returning the pool's state after the
-recovery as ``(ok, evidence)``. What the target does not give is declared not told, so the checks that
-need it are UNKNOWN with that reason, never a pass.
+recorded too); ``None`` says the service has no breaker there (the breaker checks then fail).
+``expected_errors`` are the error classes its calls may raise. ``probes`` maps a probe name the
+scenarios' checks read ("pg.pool", "kafka.readback", ...) to an async callable returning ``(ok,
+evidence)`` after the recovery; "<component>.latency" is measured here. ``on_start(settings)`` gets the
+lab's ``Settings`` (``settings.pg_dsn``, ``settings.kafka_bootstrap``: the proxied addresses).
+What the target does not give is declared not told, so the checks that need it are UNKNOWN with that
+reason, never a pass.
 """
 
 from __future__ import annotations
@@ -28,12 +32,12 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 from ..errors import UsageError
 from ..resilience import BreakerEvent
 from ..resilience.adapters import observe_aiobreaker, observe_purgatory, observe_pybreaker, to_state
-from .evidence import OBSERVED
+from .evidence import ABSENT, OBSERVED
 from .history import FAIL, OK, History
 from .target import Lane, RunContext, Target
 
 Operation = Callable[[], Awaitable[Any]]
-PoolProbe = Callable[[], Awaitable[tuple[bool, str]]]
+Probe = Callable[[], Awaitable[tuple[bool, str]]]
 POLL_S = 0.01  # how often a breaker without listeners (circuitbreaker) is read
 LATENCY_SAMPLES = 50
 
@@ -113,10 +117,10 @@ class _ObservedBreaker:
 
 class _OperationLane:
     def __init__(self, name: str, operation: Operation, covers: tuple[str, ...], observed: list[_ObservedBreaker],
-                 errors: list[str] | None) -> None:
+                 errors: list[str] | None, absent: tuple[str, ...]) -> None:
         self.name, self.operation, self.covers, self.errors = name, operation, covers, errors
         self.observed = observed
-        self.breakers = {b.component: OBSERVED for b in observed}
+        self.breakers = {**{component: ABSENT for component in absent}, **{b.component: OBSERVED for b in observed}}
         self.outcomes = tuple(b.component for b in observed if b.reports_outcomes)
 
     async def op(self, sequence: int) -> None:
@@ -132,18 +136,20 @@ class PythonTarget:
 
     def __init__(self, operation: Operation, *, name: str = "python target", covers: Iterable[str] | None = None,
                  breakers: Mapping[str, Any] | None = None, expected_errors: Iterable[str | type] | None = None,
-                 pool_probes: Mapping[str, PoolProbe] | None = None,
-                 on_start: Callable[[], Awaitable[Any]] | None = None,
+                 probes: Mapping[str, Probe] | None = None,
+                 on_start: Callable[[Any], Awaitable[Any]] | None = None,
                  on_close: Callable[[], Awaitable[Any]] | None = None) -> None:
         if not callable(operation):
             raise UsageError(f"a python target's operation must be an async callable, not {operation!r}")
         self.name, self.operation = name, operation
         self.covers = tuple(covers) if covers is not None else None
         # an unknown breaker type is refused here, not mid-run
-        self._observed = [_ObservedBreaker(component, breaker) for component, breaker in (breakers or {}).items()]
+        self._observed = [_ObservedBreaker(component, breaker) for component, breaker in (breakers or {}).items()
+                          if breaker is not None]
+        self._absent = tuple(component for component, breaker in (breakers or {}).items() if breaker is None)
         self.expected_errors = (None if expected_errors is None else
                                 sorted(e if isinstance(e, str) else e.__name__ for e in expected_errors))
-        self.pool_probes = dict(pool_probes or {})
+        self.probes_by_name = dict(probes or {})
         self.on_start, self.on_close = on_start, on_close
         self._lane: _OperationLane | None = None
         self._history: History | None = None
@@ -151,22 +157,23 @@ class PythonTarget:
     async def start(self, run: RunContext) -> Sequence[Lane]:
         self._history = run.history
         if self.on_start is not None:
-            await self.on_start()
+            await self.on_start(run.settings)
         for observed in self._observed:
             observed.attach(run.history)
         covers = self.covers if self.covers is not None else tuple(run.scenario.components)
-        self._lane = _OperationLane("service", self.operation, covers, self._observed, self.expected_errors)
+        self._lane = _OperationLane("service", self.operation, covers, self._observed, self.expected_errors,
+                                    self._absent)
         return [self._lane]
 
     async def probes(self, baseline_p99_s: Mapping[str, float | None]) -> None:
         history, lane = self._history, self._lane
         assert history is not None and lane is not None
-        for component, probe in self.pool_probes.items():
+        for name, probe in self.probes_by_name.items():
             try:
-                ok, evidence = await asyncio.wait_for(probe(), 5)
+                ok, evidence = await asyncio.wait_for(probe(), 10)
             except Exception as err:
-                ok, evidence = False, f"pool probe failed: {type(err).__name__}: {err}"
-            history.add("probe", OK if ok else FAIL, name=f"{component}.pool", evidence=evidence)
+                ok, evidence = False, f"probe failed: {type(err).__name__}: {err}"
+            history.add("probe", OK if ok else FAIL, name=name, evidence=evidence)
         await self._latency_probe(history, lane, baseline_p99_s.get(lane.name))
 
     async def _latency_probe(self, history: History, lane: _OperationLane, baseline_p99_s: float | None) -> None:
