@@ -52,7 +52,7 @@ def _library(breaker: Any) -> str:
                      f"the adapters know pybreaker, aiobreaker, purgatory, circuitbreaker and lab.resilience")
 
 
-class _ObservedBreaker:
+class ObservedBreaker:
     """One user breaker, attached to the history: its transitions (and, for the lab's own, its outcomes) become
     events; ``state`` is the last state it was seen to enter."""
 
@@ -116,7 +116,7 @@ class _ObservedBreaker:
 
 
 class _OperationLane:
-    def __init__(self, name: str, operation: Operation, covers: tuple[str, ...], observed: list[_ObservedBreaker],
+    def __init__(self, name: str, operation: Operation, covers: tuple[str, ...], observed: list[ObservedBreaker],
                  errors: list[str] | None, absent: tuple[str, ...]) -> None:
         self.name, self.operation, self.covers, self.errors = name, operation, covers, errors
         self.observed = observed
@@ -144,7 +144,7 @@ class PythonTarget:
         self.name, self.operation = name, operation
         self.covers = tuple(covers) if covers is not None else None
         # an unknown breaker type is refused here, not mid-run
-        self._observed = [_ObservedBreaker(component, breaker) for component, breaker in (breakers or {}).items()
+        self._observed = [ObservedBreaker(component, breaker) for component, breaker in (breakers or {}).items()
                           if breaker is not None]
         self._absent = tuple(component for component, breaker in (breakers or {}).items() if breaker is None)
         self.expected_errors = (None if expected_errors is None else
