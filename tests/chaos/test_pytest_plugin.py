@@ -39,3 +39,25 @@ def test_a_teams_own_chaos_tests_run_with_the_plugin(chaos_stack, chaos_settings
     proxies = asyncio.run(ToxiproxyClient(chaos_settings.proxy_url).proxies())
     assert all(p.enabled and not p.toxics for p in proxies.values()), proxies
     assert FaultLedger(chaos_settings.state_path / "ledger").unhealed() == []
+
+
+def test_with_no_stack_running_the_session_brings_its_own_up_and_down(tmp_path):
+    """No LAB_* stack up: ``lab_stack`` starts one on free ports in its own state dir, and stops it after."""
+    (tmp_path / "test_stack.py").write_text(
+        "import asyncio\n"
+        "from lab.proxy.client import ToxiproxyClient\n"
+        "def test_stack(lab_stack):\n"
+        "    print('STATE', lab_stack.state_path)\n"
+        "    assert 'postgres' in asyncio.run(ToxiproxyClient(lab_stack.proxy_url).proxies())\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LAB_")}
+    env["LAB_STATE_DIR"] = str(tmp_path / "no-stack-here")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                             f"--basetemp={tmp_path / 'base'}", "test_stack.py"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = next(line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("STATE "))
+    assert not (tmp_path / "no-stack-here").exists() or not any((tmp_path / "no-stack-here").iterdir())
+    from lab.config import Settings
+    from lab.stack import state as state_file
+
+    assert state_file.load(Settings.from_env({"LAB_STATE_DIR": state}).state_path) is None, "the stack was left up"
