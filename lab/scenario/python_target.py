@@ -249,7 +249,9 @@ def target_factory(spec: str | None, negative: bool, mutant: Any) -> Callable[[]
     if spec is None:
         return NegativeControl if negative else (lambda: LabClients(mutant))
     if spec.startswith(("http://", "https://")):
-        raise UsageError(f"--target {spec!r}: HTTP targets are not built yet (issue 13, part 3); give a Python "
-                         f"target as module:attribute")
-    target = load_target(spec)
+        from .http_target import http_target
+
+        target: Target = http_target(spec)
+    else:
+        target = load_target(spec)
     return lambda: target

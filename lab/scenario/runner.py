@@ -160,7 +160,8 @@ async def run(scenario: Scenario, target: Target, settings: Settings,
     """``run_case`` then ``analyze`` with the scenario's checks, packed for the reports and the run store."""
     started = time.monotonic()
     history = await run_case(scenario, target, settings, on_phase)
-    verdicts = analyze(history, scenario.checks(scenario.profile))
+    own_checks = getattr(target, "checks", None)  # a black box (HTTP) is judged by its own kind of checks
+    verdicts = analyze(history, own_checks(scenario.profile) if own_checks else scenario.checks(scenario.profile))
     errors = [e.get("error") for e in history.of("error")]
     mutant = getattr(target, "mutant", None)
     return ScenarioResult(scenario.name, bool(getattr(target, "negative", False)), worst(verdicts), verdicts,

@@ -44,7 +44,9 @@ class Workload:
         self._loops: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._loops = [asyncio.ensure_future(self._drive(lane)) for lane in self.lanes]
+        # a self-driven lane (an HTTP target's: Locust makes its calls) is only watched, not driven
+        self._loops = [asyncio.ensure_future(self._drive(lane)) for lane in self.lanes
+                       if not getattr(lane, "self_driven", False)]
 
     async def _drive(self, lane: Lane) -> None:
         sequence = 0
