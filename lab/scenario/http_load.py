@@ -45,7 +45,10 @@ def _import_locust() -> Any:
     if threading.current_thread() is not threading.main_thread():
         raise UsageError("Locust must first be imported in the main thread (it installs a signal handler)")
     os.environ.setdefault("LOCUST_SKIP_MONKEY_PATCH", "1")
-    import locust
+    try:
+        import locust
+    except ImportError as err:
+        raise UsageError(f"HTTP targets need Locust ({err}): pip install 'chaoslab[http]'") from err
 
     return locust
 
