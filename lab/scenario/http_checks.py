@@ -123,6 +123,11 @@ def breaker_open_and_back(component: str) -> Check:
         if fault is None:
             return Verdict("", UNKNOWN, "no fault phase in the history")
         moves = list(history.of("breaker", component=component))
+        heal = history.phase("heal")
+        bitten = [e for e in _requests(history, fault[0], heal[1] if heal else fault[1]) if e.status != OK]
+        if not moves and not bitten:
+            return Verdict("", UNKNOWN, "no request failed during the fault: it did not reach the service, so its "
+                                        "breaker had no cause to open")
         opened = next((e for e in moves if e.get("to") == "OPEN"), None)
         if opened is None or not fault[0] <= opened.t <= fault[1] + 0.5:
             return Verdict("", FAIL, f"{component} breaker did not go OPEN during the fault "

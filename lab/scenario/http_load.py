@@ -54,14 +54,16 @@ def _import_locust() -> Any:
 
 
 class LocustLoad:
-    """``users`` FastHttpUsers, spawned at ``spawn_rate`` per second, each making ``call`` back to back
-    (``wait_s`` between its requests), from ``start`` until ``stop``."""
+    """``users`` FastHttpUsers, spawned at ``spawn_rate`` per second, each making ``call`` ``rate_per_user``
+    times a second (Locust's constant_throughput: an offered load, so a slower service shows as fewer
+    answers, not as a slower machine), or back to back when ``rate_per_user`` is 0, from ``start`` until
+    ``stop``."""
 
-    def __init__(self, call: HttpCall, users: int = 10, spawn_rate: float = 10.0, wait_s: float = 0.0) -> None:
-        if users < 1 or spawn_rate <= 0 or wait_s < 0:
-            raise UsageError(f"Locust load needs users >= 1, spawn_rate > 0, wait_s >= 0 (got {users}, "
-                             f"{spawn_rate}, {wait_s})")
-        self.call, self.users, self.spawn_rate, self.wait_s = call, users, spawn_rate, wait_s
+    def __init__(self, call: HttpCall, users: int = 10, spawn_rate: float = 10.0, rate_per_user: float = 0.0) -> None:
+        if users < 1 or spawn_rate <= 0 or rate_per_user < 0:
+            raise UsageError(f"Locust load needs users >= 1, spawn_rate > 0, rate_per_user >= 0 (got {users}, "
+                             f"{spawn_rate}, {rate_per_user})")
+        self.call, self.users, self.spawn_rate, self.rate_per_user = call, users, spawn_rate, rate_per_user
         self.requests: collections.deque[Request] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,7 +77,7 @@ class LocustLoad:
     def _run(self) -> None:
         try:
             import gevent
-            from locust import FastHttpUser, constant, task
+            from locust import FastHttpUser, constant, constant_throughput, task
             from locust.env import Environment
 
             call, requests = self.call, self.requests
@@ -83,7 +85,7 @@ class LocustLoad:
             host, path = "/".join(split[:3]), "/" + (split[3] if len(split) > 3 else "")
 
             class User(FastHttpUser):
-                wait_time = constant(self.wait_s)
+                wait_time = constant_throughput(self.rate_per_user) if self.rate_per_user else constant(0)
                 network_timeout = connection_timeout = call.timeout_s
 
                 @task

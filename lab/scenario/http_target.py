@@ -46,10 +46,10 @@ class _HttpLane:
 
 
 class HttpTarget:
-    def __init__(self, call: HttpCall, *, users: int = 10, spawn_rate: float = 10.0, wait_s: float = 0.0,
+    def __init__(self, call: HttpCall, *, users: int = 10, spawn_rate: float = 50.0, rate_per_user: float = 20.0,
                  fail_fast_s: float = 1.0, breaker_metric: BreakerMetric | None = None,
                  name: str | None = None) -> None:
-        self.call, self.users, self.spawn_rate, self.wait_s = call, users, spawn_rate, wait_s
+        self.call, self.users, self.spawn_rate, self.rate_per_user = call, users, spawn_rate, rate_per_user
         self.fail_fast_s, self.breaker_metric = fail_fast_s, breaker_metric
         self.name = name or f"http {call.method} {call.url}"
         self._load: LocustLoad | None = None
@@ -75,7 +75,7 @@ class HttpTarget:
             self._watcher = MetricsWatcher(self.breaker_metric, run.history)
             self._watcher.start()
             breakers[self.breaker_metric.component] = "observed"
-        self._load = LocustLoad(self.call, self.users, self.spawn_rate, self.wait_s)
+        self._load = LocustLoad(self.call, self.users, self.spawn_rate, self.rate_per_user)
         self._load.start()
         self._drain = asyncio.ensure_future(self._drain_forever())
         expected = [f"HTTP {s}" for s in (503, 429)]  # a fast refusal is the resilient answer to a fault
@@ -119,7 +119,7 @@ class HttpTarget:
 
 def http_target(url: str, **options: Any) -> HttpTarget:
     """``http_target(url, method=, body=, headers=, expected_statuses=, timeout_s=, users=, spawn_rate=,
-    wait_s=, fail_fast_s=, breaker_metric=)``."""
+    rate_per_user=, fail_fast_s=, breaker_metric=)``. By default 10 users offer 20 requests/s each."""
     call_fields = {f.name for f in dataclasses.fields(HttpCall)} - {"url"}
     call = HttpCall(url, **{k: v for k, v in options.items() if k in call_fields})
     return HttpTarget(call, **{k: v for k, v in options.items() if k not in call_fields})

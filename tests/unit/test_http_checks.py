@@ -65,7 +65,9 @@ def test_breaker_from_metrics_must_open_in_the_fault_and_end_closed():
     check = breaker_open_and_back("pg")
     assert check(history_with(phases() + [move(1.5, "OPEN"), move(3.5, "CLOSED")])).result == PASS
     assert check(history_with(phases() + [move(1.5, "OPEN")])).result == FAIL
-    assert check(history_with(phases())).result == FAIL
+    assert check(history_with(phases() + steady(1, 3, 10, ok=False))).result == FAIL  # it bit, nothing opened
+    untouched = check(history_with(phases() + steady(1, 3, 10)))  # nothing failed: the fault missed the service
+    assert untouched.result == UNKNOWN and "did not reach the service" in untouched.evidence
 
 
 def test_the_metrics_parser_reads_the_labelled_sample():
