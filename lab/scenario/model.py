@@ -96,7 +96,9 @@ def available() -> dict[str, Scenario]:
                 spec.loader.exec_module(module)
             except Exception as err:
                 del sys.modules[spec.name]
-                raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}") from err
+                hint = (" (Scenario's `targets=` is now `components=`, `pg_target=`/`kafka_target=` are "
+                        "`pg_lane=`/`kafka_lane=`)" if "target" in str(err) else "")
+                raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}{hint}") from err
             _register(found, module)
     return found
 

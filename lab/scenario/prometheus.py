@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import time
 import urllib.parse
 from typing import Mapping
 

@@ -30,8 +30,8 @@ from ..errors import DeliveryNotAcked as DeliveryNotAcked  # re-exported: it liv
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
 from .evidence import ABSENT, OBSERVED
 from .history import FAIL, OK, UNKNOWN, History
-from .profile import ClientProfile
-from .target import Lane, RunContext
+from .profile import ClientProfile  # noqa: F401  (re-exported: it lived here before)
+from .target import RunContext
 
 if TYPE_CHECKING:
     from .mutants import Mutant
