@@ -25,6 +25,7 @@ from ..faults import FaultLedger, heal_ledger
 from .checks import Check, Verdict, probe_passes, run_check, worst
 from .history import OK, UNKNOWN, History
 from .model import FaultContext, Scenario
+from .resources import no_resource_growth, sampler_for
 from .stack_probes import faults_healed, steady_state
 from .target import Lane, RunContext, Target, declare
 from .workload import CancellationStorm, Workload
@@ -52,9 +53,12 @@ async def run_case(scenario: Scenario, target: Target, settings: Settings,
     """Run ``scenario`` against ``target`` and return what happened. Never raises for a failure of the stack,
     the target or the scenario: it is an ``error`` event, and the faults are healed either way."""
     history = History()
+    sampler = sampler_for(settings, history)  # resource samples (lab/scenario/resources.py)
     ledger = FaultLedger(settings.state_path / "ledger")
 
     def phase(name: str, edge: str) -> None:
+        if edge == "end":
+            sampler.at_phase_end(name)
         history.add("phase", name=name, edge=edge)
         if edge == "start":
             on_phase(name)
@@ -88,6 +92,7 @@ async def run_case(scenario: Scenario, target: Target, settings: Settings,
         history.add("error", UNKNOWN, error=f"runner crashed: {type(err).__name__}: {err}{notes}\n"
                                             f"{traceback.format_exc(limit=5)}")
     finally:
+        sampler.stop()
         if started:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(target.close(), CLOSE_S)
@@ -161,7 +166,10 @@ async def run(scenario: Scenario, target: Target, settings: Settings,
     started = time.monotonic()
     history = await run_case(scenario, target, settings, on_phase)
     own_checks = getattr(target, "checks", None)  # a black box (HTTP) is judged by its own kind of checks
-    verdicts = analyze(history, own_checks(scenario.profile) if own_checks else scenario.checks(scenario.profile))
+    checks = own_checks(scenario.profile) if own_checks else scenario.checks(scenario.profile)
+    if any(history.of("sampler")):  # the sampler ran (it records itself when it stops): its check applies
+        checks = checks + [("no fd or connection growth", no_resource_growth())]
+    verdicts = analyze(history, checks)
     errors = [e.get("error") for e in history.of("error")]
     mutant = getattr(target, "mutant", None)
     return ScenarioResult(scenario.name, bool(getattr(target, "negative", False)), worst(verdicts), verdicts,
