@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(PY) bench/tail_bench.py
 	$(PY) bench/stack_bench.py
 	$(PY) bench/breaker_bench.py
+	$(PY) bench/runner_bench.py
 	$(PY) -m lab up && $(PY) bench/clients_bench.py && $(PY) bench/producer_bench.py
 
 proxy: $(STAMP)

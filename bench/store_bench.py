@@ -34,7 +34,7 @@ def synthetic(ops: int, rng: random.Random) -> types.SimpleNamespace:
         history.add("phase", t=end, name=name, edge="end")
     for index in range(ops):
         t = 5.0 * index / ops
-        history.add("op", OK if rng.random() < 0.7 else FAIL, t=t, target=rng.choice(["pg", "kafka"]), started=t,
+        history.add("op", OK if rng.random() < 0.7 else FAIL, t=t, lane=rng.choice(["pg", "kafka"]), started=t,
                     ended=t, latency_s=rng.random() / 100)
     return types.SimpleNamespace(scenario="bench", verdict="pass", duration_s=6.0, history=history,
                                  measurements={"recovery_s": 0.3, "pg_detection_s": 0.2}, negative_control=False,

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mutant", metavar="NAME",
                      help="run against the resilient clients with one property broken (see lab/scenario/mutants.py); "
                           "its results are not stored in the run history")
+    run.add_argument("--target", metavar="MODULE:ATTR",
+                     help="run against your own Python target (a lab.scenario.Target, or one built with "
+                          "lab.scenario.python_target.python_target); its results are not stored in the run history")
     run.add_argument("--mutants", action="store_true",
                      help="run the check-by-mutant matrix (each mutant on the scenarios whose checks it must fail) "
                           "and print it: exit 0 when every listed check failed")
@@ -232,7 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from .scenario import available, load, run_scenario
+    from .scenario import available, load, run
     from .scenario.report import verdict_table, write_journal, write_junit
     from .scenario.report.progress import Progress
     from .stack import backend
@@ -242,11 +245,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError("--mutants runs the whole matrix: give it no scenario, --all, --mutant or "
                              "--negative-control")
         return _run_matrix()
-    if args.negative_control and args.mutant:
-        raise UsageError("--negative-control and --mutant are two different targets: give one")
+    if sum(map(bool, (args.negative_control, args.mutant, getattr(args, "target", None)))) > 1:
+        raise UsageError("--negative-control, --mutant and --target each name the target: give one")
     from .scenario.mutants import mutant as find_mutant
+    from .scenario.python_target import target_factory
 
     chosen = find_mutant(args.mutant)
+    make_target = target_factory(getattr(args, "target", None), args.negative_control, chosen)
     if args.all == bool(args.scenarios):
         raise UsageError("name the scenarios to run, or give --all (not both); `python -m lab list` shows them")
     scenarios = list(available().values()) if args.all else load(args.scenarios)
@@ -285,15 +290,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     if round_index == 0:
                         progress.note(f"SKIP     {scenario.name}: {skip}")
                     continue
-                label = scenario.name + (" (negative control)" if args.negative_control else "") + (
-                    f" (mutant {chosen.name})" if chosen else "")
+                label = f"{scenario.name} ({make_target().name})"
                 count = f" [round {round_index + 1} of {rounds}]" if rounds > 1 else ""
                 progress.begin(label + count, scenario.description)
-                result = await run_scenario(scenario, settings, negative=args.negative_control, mutant=chosen,
-                                            on_phase=progress.phase)
+                result = await run(scenario, make_target(), settings, on_phase=progress.phase)
                 progress.done(result)
                 results.append(result)
-                if chosen is None:  # the history is the resilient target's (and the negative control's)
+                if chosen is None and not getattr(args, "target", None):  # the lab's targets' history only
                     store.record(run_id, result)
             if args.until_fail and any(r.verdict != "pass" for r in results):
                 progress.note(f"stopped after round {round_index + 1}: a scenario did not pass")
@@ -377,7 +380,7 @@ def _run_matrix() -> int:
     """Each mutant on the scenarios the matrix lists for it; a table of every cell (check, expected, got)."""
     import asyncio
 
-    from .scenario import available, run_scenario
+    from .scenario import LabClients, available, run
     from .scenario.matrix import UNCOVERED_BECAUSE, cells, uncovered
     from .stack import backend
     from .scenario.mutants import MUTANTS
@@ -394,7 +397,7 @@ def _run_matrix() -> int:
             print(f"== {scenario_name} on mutant {mutant_name}: skipped: {skip}", flush=True)
             continue
         print(f"== {scenario_name} on mutant {mutant_name}: {MUTANTS[mutant_name].breaks}", flush=True)
-        result = asyncio.run(run_scenario(scenarios[scenario_name], settings, mutant=MUTANTS[mutant_name]))
+        result = asyncio.run(run(scenarios[scenario_name], LabClients(MUTANTS[mutant_name]), settings))
         if result.error:
             errors += 1
         got = {v.check: v for v in result.verdicts}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.errors import CallNotPermitted, DatabaseUnavailable, KafkaTimeout, KafkaUnavailable, PoolExhausted, QueryTimeout
 from lab.scenario import checks
-from lab.scenario.targets import ClientProfile
+from lab.scenario.profile import ClientProfile
 
 #: Only LabErrors: a raw driver error (asyncpg's, aiokafka's) reaching the workload is a failure of the client.
 PG_ERRORS = {cls.__name__ for cls in (DatabaseUnavailable, QueryTimeout, PoolExhausted, CallNotPermitted)}
@@ -12,28 +12,28 @@ KAFKA_ERRORS = {cls.__name__ for cls in (KafkaUnavailable, KafkaTimeout, CallNot
 SLACK_S = 0.75
 
 
-def call_bound_s(target: str, p: ClientProfile) -> float:
-    if target == "pg":  # acquire (incl. validation) + command, each bounded
+def call_bound_s(component: str, p: ClientProfile) -> float:
+    if component == "pg":  # acquire (incl. validation) + command, each bounded
         return p.acquire_timeout_s + p.command_timeout_s + SLACK_S
     return p.send_deadline_s + SLACK_S
 
 
-def breaker_cycle(target: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
+def breaker_cycle(component: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
     """CLOSED -> OPEN within the window's failures, HALF_OPEN after the wait, CLOSED after the heal."""
     return [
-        (f"{target}: breaker opens when its window reaches a threshold", checks.breaker_opens(
-            target, p.window, p.minimum_calls, p.failure_threshold_pct, p.slow_threshold_pct, p.slow_call_s)),
-        (f"{target}: HALF_OPEN after the wait", checks.half_open_after_wait(target, p.wait_open_s, 0.15)),
-        (f"{target}: CLOSED after the heal", checks.closes_after_heal(target, p.wait_open_s + 4.0)),
+        (f"{component}: breaker opens when its window reaches a threshold", checks.breaker_opens(
+            component, p.window, p.minimum_calls, p.failure_threshold_pct, p.slow_threshold_pct, p.slow_call_s)),
+        (f"{component}: HALF_OPEN after the wait", checks.half_open_after_wait(component, p.wait_open_s, 0.15)),
+        (f"{component}: CLOSED after the heal", checks.closes_after_heal(component, p.wait_open_s + 4.0)),
     ]
 
 
-def bounded_and_expected(target: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
-    expected = PG_ERRORS if target == "pg" else KAFKA_ERRORS
+def bounded_and_expected(component: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
+    expected = PG_ERRORS if component == "pg" else KAFKA_ERRORS
     return [
-        (f"{target}: every call returns by its own timeout", checks.calls_bounded(target, call_bound_s(target, p))),
-        (f"{target}: only expected errors", checks.only_expected_errors(target, expected)),
-        (f"{target}: recovered", checks.recovered(target)),
+        (f"{component}: every call returns by its own timeout", checks.calls_bounded(component, call_bound_s(component, p))),
+        (f"{component}: only expected errors", checks.only_expected_errors(component, expected)),
+        (f"{component}: recovered", checks.recovered(component)),
     ]
 
 

@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     name="bandwidth_starvation",
     description="Postgres replies limited to 1 KB/s for 3.75 s (results of 3 KB)",
     pass_criteria="calls end at their command timeout; the breaker opens and closes; the pool recovers",
-    targets=("pg",),
+    components=("pg",),
     pg_query="SELECT repeat('x', 3000)",
     # a call that waits out the fault (no timeout of its own) always exceeds the bound, by a second
     fault_s=call_bound_s("pg", ClientProfile()) + 1.0,

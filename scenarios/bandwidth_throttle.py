@@ -17,7 +17,7 @@ SCENARIO = Scenario(
                 f"{DELAY_S * 1000:.0f} ms each); the slow-call rate must open the breaker",
     pass_criteria="calls inside the fault take the time their bytes owe at the configured rate (-20%/+50%), and "
                   "the breaker opens on the slow-call rate",
-    targets=("pg",),
+    components=("pg",),
     profile=PROFILE,
     pg_query=f"SELECT repeat('x', {RESULT_BYTES})",
     faults=lambda ctx: [ctx.toxic("postgres", bandwidth(RATE_KBPS))],

@@ -15,7 +15,7 @@ SCENARIO = Scenario(
     name="blackhole",
     description="every byte to and from Postgres and Kafka swallowed for 3.75 s (no RST, no FIN)",
     pass_criteria="every call returns by its own timeout (not TCP's); breakers open and close; no acked loss",
-    targets=("pg", "kafka"),
+    components=("pg", "kafka"),
     # a call that waits out the fault (no timeout of its own) always exceeds the bound, by a second
     fault_s=call_bound_s("pg", ClientProfile()) + 1.0,
     faults=faults,

@@ -10,7 +10,7 @@ SCENARIO = Scenario(
     description="half of all Postgres calls cancelled at random moments for 4 s (no network fault)",
     pass_criteria="cancellations are neither successes nor failures (the breaker stays CLOSED); afterwards "
                   "idle == size and no server session is left behind",
-    targets=("pg",),
+    components=("pg",),
     pg_query="SELECT pg_sleep(0.02)",
     storm_rate=0.5,
     fault_s=4.0,

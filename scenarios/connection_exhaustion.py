@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     description="a flood takes all max_connections slots, then the pool's connections drop",
     pass_criteria="'too many clients' opens the breaker; calls stay bounded; once the flood ends the pool "
                   "recovers with no leaked sessions",
-    targets=("pg",),
+    components=("pg",),
     faults=lambda ctx: [ctx.connection_flood(drop_clients=True)],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
 )

@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     description="the lab process may open no new file descriptor (EMFILE) while its pool must reconnect",
     pass_criteria="EMFILE opens the breaker like any connection failure; calls stay bounded; the pool "
                   "recovers once the limit is restored",
-    targets=("pg",),
+    components=("pg",),
     faults=lambda ctx: [ctx.client_fd_limit(drop_clients=True)],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
 )

@@ -10,7 +10,7 @@ SCENARIO = Scenario(
     description="the Postgres proxy flaps down 0.4 s / up 0.6 s for 4 s",
     pass_criteria="no HALF_OPEN period admits more trial calls than its permits; calls stay bounded; the "
                   "breaker and pool recover",
-    targets=("pg",),
+    components=("pg",),
     # trial calls of 100 ms, four times the 25 ms between calls: a HALF_OPEN with one permit too many would hand
     # it out (with calls of a few ms the first two trials decide before a third call arrives)
     pg_query="SELECT pg_sleep(0.1)",

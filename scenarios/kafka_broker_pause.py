@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     description="the Kafka broker paused (SIGSTOP) for 4 s, then resumed",
     pass_criteria="every send resolves within its deadline; the breaker opens and closes; no acknowledged "
                   "message is lost",
-    targets=("kafka",),
+    components=("kafka",),
     fault_s=4.0,
     faults=lambda ctx: [ctx.pause("kafka")],
     checks=lambda p: breaker_cycle("kafka", p) + bounded_and_expected("kafka", p) + no_acked_loss(),

@@ -5,7 +5,7 @@ begun during the fault get through once it ends), lose nothing acked and duplica
 from lab.faults.protocol import KafkaResponseFault
 from lab.scenario import Scenario
 from lab.scenario.protocol_checks import no_unexplained_duplicates, succeeded_after_retry
-from lab.scenario.protocol_targets import KafkaLedgerTarget
+from lab.scenario.protocol_targets import KafkaLedgerLane
 
 from ._common import bounded_and_expected, no_acked_loss
 
@@ -15,8 +15,8 @@ SCENARIO = Scenario(
     description="for 3 s every produce request gets NOT_LEADER_OR_FOLLOWER (the broker never sees it)",
     pass_criteria="sends resolve within their deadline; sends begun during the fault are retried and acknowledged "
                   "once it ends; no acknowledged message is lost; no duplicate (nothing refused was written)",
-    targets=("kafka",),
-    kafka_target=KafkaLedgerTarget,
+    components=("kafka",),
+    kafka_lane=KafkaLedgerLane,
     faults=lambda ctx: [ctx.toxic("kafka", KafkaResponseFault("NOT_LEADER_OR_FOLLOWER", "produce", forward=False))],
     checks=lambda p: ([("kafka: sends retried through the errors", succeeded_after_retry("kafka", 0.08, 1)),
                        ("kafka: no duplicate the ledger cannot explain", no_unexplained_duplicates(False))]

@@ -10,7 +10,7 @@ SCENARIO = Scenario(
     description="Kafka unreachable for 3 s, shorter than the consumer's 10 s session timeout",
     pass_criteria="the producer's breaker cycles, sends stay within their deadlines, no acked message is lost; "
                   "the consumer keeps its group membership (no rebalance) and consumes every acked message",
-    targets=("kafka",),
+    components=("kafka",),
     consumer_session_s=10.0,
     faults=lambda ctx: [ctx.partition("kafka")],
     checks=lambda p: (breaker_cycle("kafka", p) + bounded_and_expected("kafka", p) + no_acked_loss()

@@ -11,7 +11,7 @@ SCENARIO = Scenario(
     description="Kafka unreachable for 14 s, longer than the consumer's 10 s session timeout (rejoin)",
     pass_criteria="the producer's breaker cycles and nothing acked is lost; the consumer is expired, rejoins "
                   "the group and consumes every acked message (duplicates are counted)",
-    targets=("kafka",),
+    components=("kafka",),
     consumer_session_s=10.0,
     fault_s=14.0,
     faults=lambda ctx: [ctx.partition("kafka")],

@@ -6,7 +6,7 @@ from lab.faults.protocol import KafkaResponseFault
 from lab.scenario import Scenario
 from lab.scenario import checks
 from lab.scenario.protocol_checks import no_unexplained_duplicates, unknown_found_not_lost
-from lab.scenario.protocol_targets import KafkaLedgerTarget
+from lab.scenario.protocol_targets import KafkaLedgerLane
 
 from ._common import KAFKA_ERRORS, call_bound_s, no_acked_loss
 
@@ -16,8 +16,8 @@ SCENARIO = Scenario(
     description="for 3 s every produce request is written by the broker but answered REQUEST_TIMED_OUT",
     pass_criteria="sends resolve by their deadline as unknown; the read-back finds them written; nothing acked is "
                   "lost; duplicates only from retries of unacknowledged writes; sends recover after the heal",
-    targets=("kafka",),
-    kafka_target=KafkaLedgerTarget,
+    components=("kafka",),
+    kafka_lane=KafkaLedgerLane,
     faults=lambda ctx: [ctx.toxic("kafka", KafkaResponseFault("REQUEST_TIMED_OUT", "produce", forward=True))],
     checks=lambda p: ([("kafka: unknown sends found written, none lost", unknown_found_not_lost()),
                        ("kafka: duplicates only from unacknowledged writes", no_unexplained_duplicates(True)),

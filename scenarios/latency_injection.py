@@ -19,7 +19,7 @@ SCENARIO = Scenario(
     description="400 ms latency on Postgres replies; slow calls (>= 200 ms) must open the breaker",
     pass_criteria="the breaker opens on the slow-call rate, cycles through HALF_OPEN and closes after the heal; "
                   "calls stay within their timeouts; the pool recovers",
-    targets=("pg",),
+    components=("pg",),
     profile=PROFILE,
     faults=lambda ctx: [ctx.toxic("postgres", latency(LATENCY_MS))],
     checks=lambda p: ([("pg: opened by the slow-call rate", checks.opened_because("pg", "slow call rate")),

@@ -15,7 +15,7 @@ SCENARIO = Scenario(
     description="for 3 s every session is terminated by 57P01 admin_shutdown when it runs the workload's query",
     pass_criteria="the breaker opens and closes; killed sessions are replaced; no server session leaks; "
                   "calls stay within their timeouts",
-    targets=("pg",),
+    components=("pg",),
     pg_query=QUERY,
     faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault("lab_admin_shutdown", "57P01"))],
     checks=lambda p: ([("pg: the fault killed sessions", checks.failures_during_fault("pg", 5))]

@@ -4,7 +4,7 @@ postgres toxic (the server itself raises it, so the transaction really is rolled
 from lab.faults.protocol import PgStatementFault
 from lab.scenario import Scenario
 from lab.scenario import checks
-from lab.scenario.protocol_targets import TXN_MARKER, PgTxnTarget
+from lab.scenario.protocol_targets import TXN_MARKER, PgTxnLane
 
 from ._common import PG_ERRORS, call_bound_s, pool_recovered
 
@@ -14,8 +14,8 @@ SCENARIO = Scenario(
     description="for 3 s, 30% of the transactions' second statements fail with 40001 serialization_failure",
     pass_criteria="the retry policy reruns every rolled-back transaction; every transaction commits exactly once "
                   "and nothing a failed attempt wrote survives; the pool recovers",
-    targets=("pg",),
-    pg_target=PgTxnTarget,
+    components=("pg",),
+    pg_lane=PgTxnLane,
     faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault(TXN_MARKER, "40001", probability=0.3))],
     checks=lambda p: [
         ("pg: 40001 transactions were rerun", checks.probe_passes("pg.retried")),

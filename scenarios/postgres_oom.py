@@ -14,7 +14,7 @@ SCENARIO = Scenario(
     pass_criteria="the kernel OOM-kills at least one backend and calls fail; every failure is a lab error "
                   "(never a raw driver exception); calls stay bounded; the pool recovers with no leaked sessions. "
                   "Crash recovery takes milliseconds here, so the breaker need not open",
-    targets=("pg",),
+    components=("pg",),
     faults=lambda ctx: [ctx.memory_limit("postgres", 64 * 1024 * 1024), ctx.memory_trigger(HOG)],
     checks=lambda p: ([("the memory limit bit: queries were killed", checks.fault_observed(
                           "memory_trigger:postgres", "failed", 1, "hungry queries killed")),

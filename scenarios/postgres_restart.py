@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     description="the Postgres server killed (SIGKILL) and restarted 3 s later",
     pass_criteria="the breaker opens, cycles and closes after the restart; calls stay bounded; the pool "
                   "reconnects to idle == size with no leaked sessions",
-    targets=("pg",),
+    components=("pg",),
     faults=lambda ctx: [ctx.kill_restart("postgres")],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p) + pool_recovered(),
     recovery_timeout_s=10.0,

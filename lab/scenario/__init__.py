@@ -1,7 +1,10 @@
-"""Scenarios: the model, the runner, the history, the checks, the reports."""
+"""Scenarios: the model, the targets, the runner, the history, the checks, the reports."""
 
 from .model import FaultContext, Scenario, available, load
-from .runner import ScenarioResult, run_scenario
-from .targets import ClientProfile
+from .profile import ClientProfile
+from .runner import ScenarioResult, analyze, run, run_case
+from .target import Lane, RunContext, Target
+from .targets import LabClients, NegativeControl
 
-__all__ = ["ClientProfile", "FaultContext", "Scenario", "ScenarioResult", "available", "load", "run_scenario"]
+__all__ = ["ClientProfile", "FaultContext", "LabClients", "Lane", "NegativeControl", "RunContext", "Scenario",
+           "ScenarioResult", "Target", "analyze", "available", "load", "run", "run_case"]

@@ -10,6 +10,7 @@ import collections
 import dataclasses
 from typing import Callable, Iterable
 
+from .evidence import covering_lanes, expected_errors, lacks_breaker, lacks_calls, reports_outcomes
 from .history import FAIL, OK, UNKNOWN, Event, History
 
 PASS = "pass"
@@ -38,6 +39,23 @@ def run_check(name: str, check: Check, history: History) -> Verdict:
     return dataclasses.replace(verdict, check=name)
 
 
+def _with_breaker(component: str, check: Check) -> Check:
+    """``check`` judges ``component``'s breaker: UNKNOWN, with the reason, where the target does not say how
+    that breaker is observed."""
+    def guarded(history: History) -> Verdict:
+        reason = lacks_breaker(history, component) or lacks_calls(history, component)
+        return Verdict("", UNKNOWN, reason) if reason else check(history)
+    return guarded
+
+
+def _with_calls(component: str, check: Check) -> Check:
+    """``check`` judges the calls on ``component``: UNKNOWN, with the reason, where the target makes none."""
+    def guarded(history: History) -> Verdict:
+        reason = lacks_calls(history, component)
+        return Verdict("", UNKNOWN, reason) if reason else check(history)
+    return guarded
+
+
 def _window(history: History, phase: str) -> tuple[float, float]:
     window = history.phase(phase)
     if window is None:
@@ -45,15 +63,18 @@ def _window(history: History, phase: str) -> tuple[float, float]:
     return window
 
 
-def _ops(history: History, target: str) -> list[Event]:
-    return [e for e in history.of("op") if e.get("target") == target]
+def _ops(history: History, component: str) -> list[Event]:
+    """The calls of every lane that exercises ``component`` (a lane the target did not declare covers the
+    component it is named after)."""
+    lanes = covering_lanes(history, component)
+    return [e for e in history.of("op") if e.get("lane") in lanes]
 
 
-def _transitions(history: History, target: str) -> list[Event]:
-    return [e for e in history.of("breaker") if e.get("target") == target]
+def _transitions(history: History, component: str) -> list[Event]:
+    return [e for e in history.of("breaker") if e.get("component") == component]
 
 
-def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_pct: float,
+def breaker_opens(component: str, window_size: int, minimum_calls: int, threshold_pct: float,
                   slow_threshold_pct: float, slow_call_s: float) -> Check:
     """The breaker OPENs during the fault at the very outcome its window first reaches a threshold.
 
@@ -65,12 +86,16 @@ def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_p
     """
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        events = [e for e in history.events if e.get("target") == target and e.kind in ("outcome", "breaker")]
+        events = [e for e in history.events if e.get("component") == component and e.kind in ("outcome", "breaker")]
         opened_at = next((i for i, e in enumerate(events) if e.kind == "breaker" and e.get("to") == "OPEN"), None)
         if opened_at is None or not start <= events[opened_at].t <= end + 0.5:
             when = "never" if opened_at is None else f"at {events[opened_at].t - start:+.2f}s from the fault start"
-            return Verdict("", FAIL, f"{target} breaker did not open during the fault (first OPEN: {when})")
+            return Verdict("", FAIL, f"{component} breaker did not open during the fault (first OPEN: {when})")
         opened = events[opened_at]
+        if not reports_outcomes(history, component):
+            return Verdict("", PASS, f"{component} breaker OPEN {opened.t - start:.2f}s into the fault "
+                                     f"({opened.get('reason')}); its threshold is the breaker's own: its adapter "
+                                     f"reports transitions, not the outcomes the window counts")
         window: collections.deque[tuple[bool, bool]] = collections.deque(maxlen=window_size)
 
         def rates() -> tuple[float, float]:
@@ -85,7 +110,7 @@ def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_p
             window.append((event.status == FAIL, event.get("duration_s", 0.0) >= slow_call_s))
             if reached():
                 failure, slow = rates()
-                return Verdict("", FAIL, f"{target} breaker stayed CLOSED after its window reached a threshold: "
+                return Verdict("", FAIL, f"{component} breaker stayed CLOSED after its window reached a threshold: "
                                          f"outcome {index + 1} made the failure rate {failure:.0f}% and the slow-call "
                                          f"rate {slow:.0f}% of the last {len(window)} (thresholds "
                                          f"{threshold_pct:g}% / {slow_threshold_pct:g}%)")
@@ -94,16 +119,16 @@ def breaker_opens(target: str, window_size: int, minimum_calls: int, threshold_p
             window.append((trigger.status == FAIL, trigger.get("duration_s", 0.0) >= slow_call_s))
             if not reached():
                 failure, slow = rates()
-                return Verdict("", FAIL, f"{target} breaker opened on a window below its thresholds: failure rate "
+                return Verdict("", FAIL, f"{component} breaker opened on a window below its thresholds: failure rate "
                                          f"{failure:.0f}%, slow-call rate {slow:.0f}% of the last {len(window)}")
         failed = sum(1 for e in outcomes if e.status == FAIL and e.t >= start)
-        return Verdict("", PASS, f"{target} breaker OPEN {opened.t - start:.2f}s into the fault, at the outcome its "
+        return Verdict("", PASS, f"{component} breaker OPEN {opened.t - start:.2f}s into the fault, at the outcome its "
                                  f"window of {window_size} reached a threshold ({failed} failures recorded in the "
                                  f"fault before it): {opened.get('reason')}")
-    return check
+    return _with_breaker(component, check)
 
 
-def half_open_after_wait(target: str, wait_s: float, tolerance_s: float) -> Check:
+def half_open_after_wait(component: str, wait_s: float, tolerance_s: float) -> Check:
     """Every OPEN ends in HALF_OPEN: never before ``wait_s`` (less ``tolerance_s``), and no call is refused once
     the wait is over (plus ``tolerance_s``).
 
@@ -111,8 +136,8 @@ def half_open_after_wait(target: str, wait_s: float, tolerance_s: float) -> Chec
     next call, later than ``wait_s``; a refusal after the wait is the evidence of a breaker that stayed OPEN.
     """
     def check(history: History) -> Verdict:
-        transitions = _transitions(history, target)
-        refused = [e.get("started", e.t) for e in _ops(history, target) if e.get("error_class") == "CallNotPermitted"]
+        transitions = _transitions(history, component)
+        refused = [e.get("started", e.t) for e in _ops(history, component) if e.get("error_class") == "CallNotPermitted"]
         spans: list[tuple[float, float | None]] = []
         opened_at: float | None = None
         for event in transitions:
@@ -125,25 +150,25 @@ def half_open_after_wait(target: str, wait_s: float, tolerance_s: float) -> Chec
             spans.append((opened_at, None))
         waits = [end - start for start, end in spans if end is not None]
         if not waits:
-            return Verdict("", FAIL, f"{target} breaker never went OPEN -> HALF_OPEN")
+            return Verdict("", FAIL, f"{component} breaker never went OPEN -> HALF_OPEN")
         early = [d for d in waits if d < wait_s - tolerance_s]
         if early:
-            return Verdict("", FAIL, f"{target} HALF_OPEN after {', '.join(f'{d:.3f}s' for d in early)}; "
+            return Verdict("", FAIL, f"{component} HALF_OPEN after {', '.join(f'{d:.3f}s' for d in early)}; "
                                      f"expected no sooner than {wait_s:g}s - {tolerance_s:g}s")
         for start, end in spans:
             due = start + wait_s + tolerance_s
             late = [t for t in refused if due <= t < (end if end is not None else float("inf"))]
             if late:
                 left = "then HALF_OPEN" if end is not None else "and never went HALF_OPEN"
-                return Verdict("", FAIL, f"{target} refused a call {late[0] - start:.3f}s after opening (wait "
+                return Verdict("", FAIL, f"{component} refused a call {late[0] - start:.3f}s after opening (wait "
                                          f"{wait_s:g}s + {tolerance_s:g}s), {left}"
                                          + (f" at {end - start:.3f}s" if end is not None else ""))
         return Verdict("", PASS, f"{len(waits)} OPEN -> HALF_OPEN after {min(waits):.3f}..{max(waits):.3f}s, no "
                                  f"call refused past the wait ({wait_s:g}s +/- {tolerance_s:g}s)")
-    return check
+    return _with_breaker(component, check)
 
 
-def closes_after_heal(target: str, within_s: float) -> Check:
+def closes_after_heal(component: str, within_s: float) -> Check:
     """After the heal the breaker is CLOSED, reached from HALF_OPEN (by trial calls), at most ``within_s`` after
     the heal, and it ends CLOSED.
 
@@ -152,7 +177,7 @@ def closes_after_heal(target: str, within_s: float) -> Check:
     """
     def check(history: History) -> Verdict:
         heal_start, _ = _window(history, "heal")
-        transitions = _transitions(history, target)
+        transitions = _transitions(history, component)
         after = [e for e in transitions if e.t >= heal_start]
         closed = [e for e in after if e.get("to") == "CLOSED"]
         final = transitions[-1].get("to") if transitions else "CLOSED"
@@ -163,81 +188,84 @@ def closes_after_heal(target: str, within_s: float) -> Check:
             first = transitions[-1]
             when = f"already at the heal ({heal_start - first.t:.2f}s before it) and stayed CLOSED"
         else:
-            return Verdict("", FAIL, f"{target} breaker did not close after the heal")
+            return Verdict("", FAIL, f"{component} breaker did not close after the heal")
         if first.get("from") != "HALF_OPEN":
-            return Verdict("", FAIL, f"{target} breaker closed from {first.get('from')}, not HALF_OPEN")
+            return Verdict("", FAIL, f"{component} breaker closed from {first.get('from')}, not HALF_OPEN")
         if first.t - heal_start > within_s:
-            return Verdict("", FAIL, f"{target} closed {first.t - heal_start:.2f}s after the heal (> {within_s:g}s)")
+            return Verdict("", FAIL, f"{component} closed {first.t - heal_start:.2f}s after the heal (> {within_s:g}s)")
         if final != "CLOSED":
-            return Verdict("", FAIL, f"{target} breaker ended {final}")
-        return Verdict("", PASS, f"{target} CLOSED {when} ({first.get('reason')})")
-    return check
+            return Verdict("", FAIL, f"{component} breaker ended {final}")
+        return Verdict("", PASS, f"{component} CLOSED {when} ({first.get('reason')})")
+    return _with_breaker(component, check)
 
 
-def half_open_permits_respected(target: str, permits: int) -> Check:
+def half_open_permits_respected(component: str, permits: int) -> Check:
     """No HALF_OPEN period admits more trial calls than its permits."""
     def check(history: History) -> Verdict:
-        transitions = _transitions(history, target)
+        transitions = _transitions(history, component)
         periods = []
         for index, event in enumerate(transitions):
             if event.get("to") == "HALF_OPEN":
                 end = transitions[index + 1].t if index + 1 < len(transitions) else history.now()
                 periods.append((event.t, end))
         if not periods:
-            return Verdict("", FAIL, f"{target} breaker was never HALF_OPEN")
+            return Verdict("", FAIL, f"{component} breaker was never HALF_OPEN")
         worst_count = 0
         for start, end in periods:
-            admitted = [e for e in _ops(history, target) if start <= e.get("started", e.t) < end
+            admitted = [e for e in _ops(history, component) if start <= e.get("started", e.t) < end
                         and e.get("error_class") != "CallNotPermitted"]
             worst_count = max(worst_count, len(admitted))
         if worst_count > permits:
             return Verdict("", FAIL, f"a HALF_OPEN period admitted {worst_count} calls (> {permits} permits)")
         return Verdict("", PASS, f"{len(periods)} HALF_OPEN periods, at most {worst_count} trial calls "
                                  f"(permits {permits})")
-    return check
+    return _with_breaker(component, check)
 
 
-def calls_bounded(target: str, bound_s: float) -> Check:
+def calls_bounded(component: str, bound_s: float) -> Check:
     """Every call returned (or failed) within ``bound_s``: by its own timeout, not TCP's."""
     def check(history: History) -> Verdict:
-        ops = _ops(history, target)
+        ops = _ops(history, component)
         if not ops:
-            return Verdict("", FAIL, f"no {target} calls were made")
+            return Verdict("", FAIL, f"no {component} calls were made")
         hung = [e for e in ops if e.status == UNKNOWN and e.get("error_class") == "Hung"]
         slowest = max(e.get("latency_s", 0.0) for e in ops)
         if hung or slowest > bound_s:
-            return Verdict("", FAIL, f"{len(hung)} {target} calls never returned; slowest {slowest:.2f}s "
+            return Verdict("", FAIL, f"{len(hung)} {component} calls never returned; slowest {slowest:.2f}s "
                                      f"(bound {bound_s:g}s)")
-        return Verdict("", PASS, f"{len(ops)} {target} calls, slowest {slowest:.2f}s (bound {bound_s:g}s)")
-    return check
+        return Verdict("", PASS, f"{len(ops)} {component} calls, slowest {slowest:.2f}s (bound {bound_s:g}s)")
+    return _with_calls(component, check)
 
 
-def only_expected_errors(target: str, expected: set[str]) -> Check:
+def only_expected_errors(component: str, expected: set[str]) -> Check:
     def check(history: History) -> Verdict:
+        allowed, reason = expected_errors(history, component, expected)
+        if allowed is None:
+            return Verdict("", UNKNOWN, reason)
         seen: dict[str, int] = {}
-        for event in _ops(history, target):
+        for event in _ops(history, component):
             if event.status != OK:
                 name = event.get("error_class", "?")
                 seen[name] = seen.get(name, 0) + 1
-        unexpected = {k: v for k, v in seen.items() if k not in expected}
+        unexpected = {k: v for k, v in seen.items() if k not in allowed}
         if unexpected:
-            return Verdict("", FAIL, f"unexpected {target} errors: {unexpected} (expected only {sorted(expected)})")
-        return Verdict("", PASS, f"{target} errors: {seen or 'none'}")
-    return check
+            return Verdict("", FAIL, f"unexpected {component} errors: {unexpected} (expected only {sorted(allowed)})")
+        return Verdict("", PASS, f"{component} errors: {seen or 'none'}")
+    return _with_calls(component, check)
 
 
-def recovered(target: str, last_n: int = 10) -> Check:
+def recovered(component: str, last_n: int = 10) -> Check:
     """The last calls of the run succeed."""
     def check(history: History) -> Verdict:
-        tail = _ops(history, target)[-last_n:]
+        tail = _ops(history, component)[-last_n:]
         if len(tail) < last_n:
-            return Verdict("", FAIL, f"only {len(tail)} {target} calls at the end of the run")
+            return Verdict("", FAIL, f"only {len(tail)} {component} calls at the end of the run")
         failed = [e for e in tail if e.status != OK]
         if failed:
-            return Verdict("", FAIL, f"{len(failed)} of the last {last_n} {target} calls failed "
+            return Verdict("", FAIL, f"{len(failed)} of the last {last_n} {component} calls failed "
                                      f"({failed[-1].get('error_class')})")
-        return Verdict("", PASS, f"the last {last_n} {target} calls succeeded")
-    return check
+        return Verdict("", PASS, f"the last {last_n} {component} calls succeeded")
+    return _with_calls(component, check)
 
 
 def probe_passes(name: str) -> Check:
@@ -250,56 +278,56 @@ def probe_passes(name: str) -> Check:
     return check
 
 
-def opened_because(target: str, reason_contains: str) -> Check:
+def opened_because(component: str, reason_contains: str) -> Check:
     """The breaker's first opening names the expected cause (e.g. the slow-call rate)."""
     def check(history: History) -> Verdict:
-        opened = next((e for e in _transitions(history, target) if e.get("to") == "OPEN"), None)
+        opened = next((e for e in _transitions(history, component) if e.get("to") == "OPEN"), None)
         if opened is None:
-            return Verdict("", FAIL, f"{target} breaker never opened")
+            return Verdict("", FAIL, f"{component} breaker never opened")
         reason = opened.get("reason", "")
         if reason_contains not in reason:
-            return Verdict("", FAIL, f"{target} breaker opened because {reason!r}, expected {reason_contains!r}")
-        return Verdict("", PASS, f"{target} breaker opened because {reason}")
-    return check
+            return Verdict("", FAIL, f"{component} breaker opened because {reason!r}, expected {reason_contains!r}")
+        return Verdict("", PASS, f"{component} breaker opened because {reason}")
+    return _with_breaker(component, check)
 
 
-def breaker_ignores_cancellations(target: str) -> Check:
+def breaker_ignores_cancellations(component: str) -> Check:
     """Many calls were cancelled, and the breaker's own counts hold none of them: it recorded exactly one
     outcome per call that completed (succeeded or failed) and stayed CLOSED. With no breaker's counts at all,
     nothing guards the calls."""
     def check(history: History) -> Verdict:
         final = history.phase("final")
         before = final[0] if final else float("inf")  # the final probes' own calls are not the workload's
-        ops = [e for e in _ops(history, target) if e.t < before]
+        ops = [e for e in _ops(history, component) if e.t < before]
         cancelled = [e for e in ops if e.get("error_class") == "Cancelled"]
         if len(cancelled) < 10:
             return Verdict("", UNKNOWN, f"only {len(cancelled)} calls were cancelled: too few to tell")
-        outcomes = [e for e in history.of("outcome", target=target) if e.t < before]
+        outcomes = [e for e in history.of("outcome", component=component) if e.t < before]
         if not outcomes:
-            return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {target} calls: "
+            return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {component} calls: "
                                      f"nothing guards them")
         completed = [e for e in ops if e.status in (OK, FAIL) and e.get("error_class") != "CallNotPermitted"]
         failures = sum(1 for e in outcomes if e.status == FAIL)
         if len(outcomes) != len(completed):
-            return Verdict("", FAIL, f"the {target} breaker recorded {len(outcomes)} outcomes ({failures} failures) "
+            return Verdict("", FAIL, f"the {component} breaker recorded {len(outcomes)} outcomes ({failures} failures) "
                                      f"for {len(completed)} completed calls and {len(cancelled)} cancelled ones")
-        moves = _transitions(history, target)
+        moves = _transitions(history, component)
         if moves:
-            return Verdict("", FAIL, f"{target} breaker moved {[e.get('to') for e in moves]} under cancellations")
-        return Verdict("", PASS, f"{len(cancelled)} calls cancelled mid-flight; the {target} breaker recorded "
+            return Verdict("", FAIL, f"{component} breaker moved {[e.get('to') for e in moves]} under cancellations")
+        return Verdict("", PASS, f"{len(cancelled)} calls cancelled mid-flight; the {component} breaker recorded "
                                  f"{len(outcomes)} outcomes for {len(completed)} completed calls and stayed CLOSED")
-    return check
+    return _with_breaker(component, check)
 
 
-def failures_during_fault(target: str, at_least: int = 1) -> Check:
+def failures_during_fault(component: str, at_least: int = 1) -> Check:
     """The fault really reached the calls (a check that the experiment bit at all)."""
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        failed = [e for e in _ops(history, target) if start <= e.t <= end + 1.0 and e.status != OK]
+        failed = [e for e in _ops(history, component) if start <= e.t <= end + 1.0 and e.status != OK]
         if len(failed) < at_least:
-            return Verdict("", FAIL, f"only {len(failed)} {target} calls failed during the fault: it did not bite")
-        return Verdict("", PASS, f"{len(failed)} {target} calls failed during the fault")
-    return check
+            return Verdict("", FAIL, f"only {len(failed)} {component} calls failed during the fault: it did not bite")
+        return Verdict("", PASS, f"{len(failed)} {component} calls failed during the fault")
+    return _with_calls(component, check)
 
 
 def fault_observed(fault_key: str, field: str, at_least: int, what: str) -> Check:
@@ -315,18 +343,18 @@ def fault_observed(fault_key: str, field: str, at_least: int, what: str) -> Chec
     return check
 
 
-def _calls_inside_fault(history: History, target: str) -> list[Event]:
+def _calls_inside_fault(history: History, component: str) -> list[Event]:
     """Calls that started after every fault was injected and ended before the heal began: the only ones a toxic
     surely acted on from their first byte to their last (calls the breaker refused never reached it)."""
     injected = [e.t for e in history.of("fault", edge="inject")]
     heal_start, _ = _window(history, "heal")
     if not injected:
         raise LookupError("no fault was injected in this run")
-    return [e for e in _ops(history, target) if e.get("started", e.t) >= max(injected) and e.t <= heal_start
+    return [e for e in _ops(history, component) if e.get("started", e.t) >= max(injected) and e.t <= heal_start
             and e.get("error_class") != "CallNotPermitted"]
 
 
-def fault_delay_matches(target: str, delay_s: float, low_pct: float, high_pct: float, what: str) -> Check:
+def fault_delay_matches(component: str, delay_s: float, low_pct: float, high_pct: float, what: str) -> Check:
     """The fastest successful call made wholly inside the fault took the delay the fault was configured to add
     (``delay_s``: a latency, or a reply's bytes over a bandwidth), within ``-low_pct``/``+high_pct``.
 
@@ -334,22 +362,22 @@ def fault_delay_matches(target: str, delay_s: float, low_pct: float, high_pct: f
     validation round trip, a scheduling stall), never faster: a delay below the bound means the proxy injected
     less than it was told (a latency halved), one above it more (a one-way toxic acting on both directions)."""
     def check(history: History) -> Verdict:
-        made = _calls_inside_fault(history, target)
+        made = _calls_inside_fault(history, component)
         calls = [e for e in made if e.status == OK]
         low, high = delay_s * (1 - low_pct / 100), delay_s * (1 + high_pct / 100)
         bounds = (f"{what} {delay_s * 1000:.0f} ms, accepted {low * 1000:.0f}..{high * 1000:.0f} ms "
                   f"(-{low_pct:g}%/+{high_pct:g}%)")
         if not made:
-            return Verdict("", UNKNOWN, f"no {target} call ran wholly inside the fault: nothing to measure")
+            return Verdict("", UNKNOWN, f"no {component} call ran wholly inside the fault: nothing to measure")
         if not calls:  # the delay is meant to be survivable: a fault that fails every call injected more
             errors = collections.Counter(e.get("error_class", "?") for e in made)
-            return Verdict("", FAIL, f"none of the {len(made)} {target} calls inside the fault succeeded "
+            return Verdict("", FAIL, f"none of the {len(made)} {component} calls inside the fault succeeded "
                                      f"({dict(errors)}); {bounds}")
         fastest = min(e.get("latency_s", 0.0) for e in calls)
         if not low <= fastest <= high:
-            return Verdict("", FAIL, f"the fastest of {len(calls)} {target} calls inside the fault took "
+            return Verdict("", FAIL, f"the fastest of {len(calls)} {component} calls inside the fault took "
                                      f"{fastest * 1000:.0f} ms; {bounds}")
-        return Verdict("", PASS, f"the fastest of {len(calls)} {target} calls inside the fault took "
+        return Verdict("", PASS, f"the fastest of {len(calls)} {component} calls inside the fault took "
                                  f"{fastest * 1000:.0f} ms; {bounds}")
     return check
 
@@ -360,16 +388,16 @@ def _cause(event: Event) -> str:
     return parts[1] if len(parts) >= 3 else event.get("error_class", "?")
 
 
-def failed_with_cause(target: str, cause: str, at_least: int, what: str) -> Check:
+def failed_with_cause(component: str, cause: str, at_least: int, what: str) -> Check:
     """At least ``at_least`` calls during the fault failed with ``cause`` named in their error (the translated
     LabError names the driver's or the OS's error it came from): the fault reached the client as the kind of
     failure it stands for (a RST as a connection reset, not as a clean close)."""
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        failed = [e for e in _ops(history, target) if start <= e.t <= end + 1.0 and e.status == FAIL]
+        failed = [e for e in _ops(history, component) if start <= e.t <= end + 1.0 and e.status == FAIL]
         named = [e for e in failed if cause in (e.get("error") or "")]
         others = collections.Counter(_cause(e) for e in failed if e not in named)
-        summary = f"{len(named)} of {len(failed)} failed {target} calls name {cause} (others: {dict(others)})"
+        summary = f"{len(named)} of {len(failed)} failed {component} calls name {cause} (others: {dict(others)})"
         if len(named) < at_least:
             return Verdict("", FAIL, f"{what}: {summary}; expected at least {at_least}")
         return Verdict("", PASS, f"{what}: {summary}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BREAKER_SCENARIOS = {  # scenario -> the targets whose breaker cycles there
+BREAKER_SCENARIOS = {  # scenario -> the components whose breaker cycles there
     "network_partition": ("pg", "kafka"), "blackhole": ("pg", "kafka"), "bandwidth_starvation": ("pg",),
     "connection_exhaustion": ("pg",), "fd_exhaustion": ("pg",), "postgres_restart": ("pg",),
     "reset_peer_mid_query": ("pg",), "latency_injection": ("pg",), "kafka_broker_pause": ("kafka",),
@@ -21,25 +21,25 @@ BREAKER_SCENARIOS = {  # scenario -> the targets whose breaker cycles there
 }
 
 
-def _each(targets: tuple[str, ...], *checks: str) -> tuple[str, ...]:
-    return tuple(f"{target}: {check}" for target in targets for check in checks)
+def _each(components: tuple[str, ...], *checks: str) -> tuple[str, ...]:
+    return tuple(f"{component}: {check}" for component in components for check in checks)
 
 
 #: mutant -> scenario -> the checks that must FAIL. The first scenario of each mutant is the one `make test` runs.
 EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "breaker_threshold_exclusive": {
-        name: _each(targets, "breaker opens when its window reaches a threshold")
-        for name, targets in BREAKER_SCENARIOS.items()},
+        name: _each(components, "breaker opens when its window reaches a threshold")
+        for name, components in BREAKER_SCENARIOS.items()},
     "half_open_extra_permit": {
         "flapping_network": ("pg: HALF_OPEN admits at most its permits",),
     },
     "half_open_skipped": {
-        name: _each(targets, "HALF_OPEN after the wait", "CLOSED after the heal")
-        for name, targets in BREAKER_SCENARIOS.items()},
+        name: _each(components, "HALF_OPEN after the wait", "CLOSED after the heal")
+        for name, components in BREAKER_SCENARIOS.items()},
     "breaker_never_half_opens": {
-        **{name: _each(targets, "HALF_OPEN after the wait", "CLOSED after the heal", "recovered")
-           + (("pg: pool recovered, no leaked sessions",) if "pg" in targets else ())
-           for name, targets in BREAKER_SCENARIOS.items()},
+        **{name: _each(components, "HALF_OPEN after the wait", "CLOSED after the heal", "recovered")
+           + (("pg: pool recovered, no leaked sessions",) if "pg" in components else ())
+           for name, components in BREAKER_SCENARIOS.items()},
         "flapping_network": ("pg: HALF_OPEN admits at most its permits", "pg: CLOSED after the heal",
                              "pg: recovered", "pg: pool recovered, no leaked sessions"),
         "kafka_not_leader": ("kafka: sends retried through the errors", "kafka: recovered"),

@@ -9,12 +9,15 @@ import os
 import pkgutil
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UsageError
 from ..faults.factory import FaultFactory
 from .checks import Check
-from .targets import ClientProfile
+from .profile import ClientProfile
+
+if TYPE_CHECKING:
+    from .targets import KafkaLane, PgLane
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +34,7 @@ class FaultContext(FaultFactory):
 class Scenario:
     name: str
     description: str
-    targets: tuple[str, ...]  # "pg", "kafka"
+    components: tuple[str, ...]  # the stack components its workload exercises: "pg", "kafka"
     faults: Callable[[FaultContext], list[Any]]
     checks: Callable[[ClientProfile], list[tuple[str, Check]]]
     profile: ClientProfile = ClientProfile()
@@ -47,9 +50,9 @@ class Scenario:
     needs_apache_kafka: str = ""
     # why it needs lab.proxy (its protocol-aware toxics), if it does: skipped with this reason behind Toxiproxy
     needs_lab_proxy: str = ""
-    # a workload other than the default one per target (same constructor as PgTarget / KafkaTarget)
-    pg_target: Any = None
-    kafka_target: Any = None
+    # the lab's clients' lane for a component, where not the default one (a subclass of PgLane / KafkaLane)
+    pg_lane: "type[PgLane] | None" = None
+    kafka_lane: "type[KafkaLane] | None" = None
 
     def skip_reason(self, stack: Any) -> str:
         """Why this scenario cannot run on ``stack`` (a lab.stack Backend), or ''."""
@@ -93,7 +96,9 @@ def available() -> dict[str, Scenario]:
                 spec.loader.exec_module(module)
             except Exception as err:
                 del sys.modules[spec.name]
-                raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}") from err
+                hint = (" (Scenario's `targets=` is now `components=`, `pg_target=`/`kafka_target=` are "
+                        "`pg_lane=`/`kafka_lane=`)" if "target" in str(err) else "")
+                raise UsageError(f"scenario module {path} does not load: {type(err).__name__}: {err}{hint}") from err
             _register(found, module)
     return found
 

@@ -8,7 +8,7 @@ Users validate their own checks the same way.
 Each mutant configures or wraps the real clients and breaker (a subclass, a
 changed setting, a wrapper): the clients themselves are never edited, so what
 runs is the shipped code with one deliberate fault in it. Guaranteed: a mutant
-changes one property and nothing else; the resilient target is ``None``.
+changes one property and nothing else; ``LabClients(mutant)`` runs it (``LabClients()``: none).
 """
 
 from __future__ import annotations

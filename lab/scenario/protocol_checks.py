@@ -1,9 +1,9 @@
 """Checks for the protocol-aware fault scenarios (issue 15): pure functions of the history,
-reading the structured ``kafka.delivery`` probe of KafkaLedgerTarget and the workload's ops."""
+reading the structured ``kafka.delivery`` probe of KafkaLedgerLane and the workload's ops."""
 
 from __future__ import annotations
 
-from .checks import FAIL, PASS, UNKNOWN, Check, Verdict, _ops, _window
+from .checks import FAIL, PASS, UNKNOWN, Check, Verdict, _ops, _window, _with_calls
 from .history import OK, Event, History
 
 
@@ -55,17 +55,17 @@ def no_unexplained_duplicates(written_unacked: bool, slack_s: float = 3.0) -> Ch
     return check
 
 
-def succeeded_after_retry(target: str, min_latency_s: float, at_least: int = 1) -> Check:
+def succeeded_after_retry(component: str, min_latency_s: float, at_least: int = 1) -> Check:
     """Calls during the fault that succeeded only after the client retried (slower than one
     attempt can be): the errors were retried through, not just survived by luck."""
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        retried = [e for e in _ops(history, target)
+        retried = [e for e in _ops(history, component)
                    if start <= e.get("started", e.t) <= end and e.status == OK
                    and e.get("latency_s", 0.0) >= min_latency_s]
         if len(retried) < at_least:
-            return Verdict("", FAIL, f"{len(retried)} {target} calls succeeded after retrying during the fault "
+            return Verdict("", FAIL, f"{len(retried)} {component} calls succeeded after retrying during the fault "
                                      f"(at least {at_least} needed)")
-        return Verdict("", PASS, f"{len(retried)} {target} calls succeeded after retrying "
+        return Verdict("", PASS, f"{len(retried)} {component} calls succeeded after retrying "
                                  f"(>= {min_latency_s * 1000:.0f} ms) during the fault")
-    return check
+    return _with_calls(component, check)

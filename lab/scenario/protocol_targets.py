@@ -1,7 +1,7 @@
 """Workloads for the protocol-aware faults (issue 15): transactions whose outcome can be
 checked row by row, and a Kafka producer whose delivery ledger is recorded for the checks.
 
-Both follow PgTarget / KafkaTarget (same constructor, same negative control: the naive
+Both follow PgLane / KafkaLane (same constructor, same negative control: the naive
 client without retries, timeouts or ledger) and add structured probes that the checks in
 ``protocol_checks`` read.
 """
@@ -17,13 +17,13 @@ import asyncpg
 from ..clients import ConsumerSettings, KafkaConsumer, check_delivery
 from ..clients.envelope import envelope_id
 from .history import FAIL, OK
-from .targets import KafkaTarget, PgTarget
+from .targets import KafkaLane, PgLane
 
 #: The statement of each transaction that a serialization-failure fault matches.
 TXN_MARKER = "lab_txn_conflict"
 
 
-class PgTxnTarget(PgTarget):
+class PgTxnLane(PgLane):
     """Each call is one transaction: insert the call's row, then a statement marked with
     TXN_MARKER (the one a fault fails), commit. The resilient client reruns a transaction
     the server rolled back (40001 / 40P01) with ``PostgresClient.run_transaction``; the
@@ -103,8 +103,8 @@ class PgTxnTarget(PgTarget):
                                   f"({retried} reruns)")
 
 
-class KafkaLedgerTarget(KafkaTarget):
-    """KafkaTarget whose final probe also records the delivery report as data (``kafka.delivery``):
+class KafkaLedgerLane(KafkaLane):
+    """KafkaLane whose final probe also records the delivery report as data (``kafka.delivery``):
     per message id, how often it was read back and what the ledger says, with send times on the
     history's clock, so checks can tell lost from unknown and explain duplicates."""
 

@@ -63,22 +63,23 @@ class StoredResult:
 
 
 def phase_metrics(history: History) -> dict[str, float]:
-    """Per target and phase: latency p50/p95/p99 of the successful calls, and the error count."""
+    """Per lane (the target's stream of calls; the lab's clients have one per component) and phase: latency
+    p50/p95/p99 of the successful calls, and the error count."""
     metrics: dict[str, float] = {}
     ops = list(history.of("op"))
-    targets = sorted({str(e.get("target")) for e in ops})
+    lanes = sorted({str(e.get("lane")) for e in ops})
     for phase in ("baseline", "fault", "recovery"):
         window = history.phase(phase)
         if window is None:
             continue
-        for target in targets:
-            inside = [e for e in ops if e.get("target") == target and window[0] <= e.t <= window[1]]
+        for lane in lanes:
+            inside = [e for e in ops if e.get("lane") == lane and window[0] <= e.t <= window[1]]
             latencies = sorted(float(e.get("latency_s", 0.0)) for e in inside if e.status == OK)
-            metrics[f"{target}.{phase}.errors"] = float(sum(1 for e in inside if e.status != OK))
+            metrics[f"{lane}.{phase}.errors"] = float(sum(1 for e in inside if e.status != OK))
             for pct in (50, 95, 99):
                 if latencies:
                     index = min(len(latencies) - 1, round(pct / 100 * (len(latencies) - 1)))
-                    metrics[f"{target}.{phase}.p{pct}_s"] = latencies[index]
+                    metrics[f"{lane}.{phase}.p{pct}_s"] = latencies[index]
     return metrics
 
 

@@ -1,17 +1,22 @@
-"""What a scenario's workload runs against: the resilient clients, or the negative control.
+"""Two targets (``lab.scenario.target.Target``): the lab's resilient clients, and the negative control.
 
 The negative control is deliberately naive: a plain asyncpg pool and a plain
 aiokafka producer, with no breaker and no timeouts. Every scenario must fail
-against it; a check that passes there checks nothing.
+against it; a check that passes there checks nothing. A mutant of the clients
+(``lab.scenario.mutants``) is ``LabClients(mutant)``.
+
+Both drive one lane per component the scenario exercises: ``PgLane`` (a query per
+call) and ``KafkaLane`` (a send per call), or the scenario's own subclass of them
+(``Scenario.pg_lane`` / ``kafka_lane``, e.g. ``lab.scenario.protocol_targets``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -23,7 +28,10 @@ from ..clients.pg_errors import Phase, translated
 from ..config import Settings
 from ..errors import DeliveryNotAcked as DeliveryNotAcked  # re-exported: it lived here before lab/errors.py
 from ..resilience import BreakerConfig, BreakerEvent, CircuitBreaker
+from .evidence import ABSENT, OBSERVED
 from .history import FAIL, OK, UNKNOWN, History
+from .profile import ClientProfile  # noqa: F401  (re-exported: it lived here before)
+from .target import RunContext
 
 if TYPE_CHECKING:
     from .mutants import Mutant
@@ -34,43 +42,15 @@ if TYPE_CHECKING:
 LATENCY_SAMPLES = 100
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientProfile:
-    """The resilient clients' settings in a scenario; checks derive their bounds from these."""
-
-    window: int = 10
-    minimum_calls: int = 5
-    failure_threshold_pct: float = 50.0
-    slow_call_s: float = 5.0
-    slow_threshold_pct: float = 100.0
-    wait_open_s: float = 1.0
-    permits: int = 2
-    command_timeout_s: float = 1.0
-    acquire_timeout_s: float = 1.0
-    connect_timeout_s: float = 1.0
-    send_deadline_s: float = 2.0
-    request_timeout_s: float = 1.0
-    pool_size: int = 5
-    in_flight: int = 8  # concurrent workload calls per target
-
-    def breaker(self, record: Any, ignore: Any = ()) -> BreakerConfig:
-        return BreakerConfig(
-            failure_rate_threshold=self.failure_threshold_pct, slow_call_rate_threshold=self.slow_threshold_pct,
-            slow_call_duration_s=self.slow_call_s, sliding_window_size=self.window,
-            minimum_number_of_calls=self.minimum_calls, permitted_calls_in_half_open=self.permits,
-            wait_duration_open_s=self.wait_open_s, automatic_transition=True, max_wait_half_open_s=5.0,
-            record_exceptions=record, ignore_exceptions=ignore)
-
-
-def _record_transitions(breaker: CircuitBreaker, history: History, target: str) -> None:
+def _record_transitions(breaker: CircuitBreaker, history: History, component: str) -> None:
     """Transitions, and every outcome the breaker itself recorded (its own counts: checks compare them with the
     calls made, so a breaker that counts what it should not is seen by what it did, not by how it was built)."""
     def on_transition(event: BreakerEvent) -> None:
-        history.add("breaker", target=target, breaker=event.breaker, **{"from": event.from_state.value},
+        history.add("breaker", component=component, breaker=event.breaker, **{"from": event.from_state.value},
                     to=event.to_state.value, reason=event.reason)
 
     def on_outcome(event: BreakerEvent) -> None:
-        history.add("outcome", FAIL if event.kind == "error" else OK, target=target,
+        history.add("outcome", FAIL if event.kind == "error" else OK, component=component,
                     duration_s=event.duration_s, error_class=type(event.error).__name__ if event.error else None)
 
     breaker.add_listener(on_transition, ("state_transition",))
@@ -83,14 +63,30 @@ def _breaker(mutant: "Mutant | None", name: str, config: BreakerConfig) -> Circu
     return mutant.breaker_class(name, mutant.breaker_config(config))
 
 
-class PgTarget:
+class _ClientLane:
+    """What both lanes declare: the lab's clients, whose breaker is observed and whose outcomes are recorded
+    (the negative control's breaker: absent)."""
+
+    name = ""
+    errors = "lab"
+
+    def __init__(self, run: RunContext, negative: bool, mutant: "Mutant | None") -> None:
+        self.settings, self.profile, self.history, self.negative = run.settings, run.profile, run.history, negative
+        self.mutant = mutant
+        self.covers = (self.name,)
+        self.breakers = {self.name: ABSENT if negative else OBSERVED}
+        self.outcomes = () if negative else (self.name,)
+
+
+class PgLane(_ClientLane):
+    """One query per call (the scenario's ``pg_query``) on the resilient PostgresClient or a plain pool."""
+
     name = "pg"
 
-    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
-                 query: str = "SELECT 1", application_name: str | None = None, mutant: "Mutant | None" = None) -> None:
-        self.settings, self.profile, self.history, self.negative, self.query = (
-            settings, profile, history, negative, query)
-        self.mutant = mutant
+    def __init__(self, run: RunContext, negative: bool = False, mutant: "Mutant | None" = None,
+                 application_name: str | None = None) -> None:
+        super().__init__(run, negative, mutant)
+        self.query = run.scenario.pg_query
         self.application_name = application_name or f"chaoslab-{uuid.uuid4().hex[:6]}"
         self.client: PostgresClient | None = None
         self.pool: asyncpg.Pool | None = None
@@ -202,13 +198,15 @@ async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3
         conn.terminate()
 
 
-class KafkaTarget:
+class KafkaLane(_ClientLane):
+    """One send per call on the resilient KafkaProducer or a plain aiokafka producer; with the scenario's
+    ``consumer_session_s``, a consumer-group member reads along."""
+
     name = "kafka"
 
-    def __init__(self, settings: Settings, profile: ClientProfile, history: History, negative: bool,
-                 consumer_session_s: float | None = None, mutant: "Mutant | None" = None) -> None:
-        self.settings, self.profile, self.history, self.negative = settings, profile, history, negative
-        self.mutant = mutant
+    def __init__(self, run: RunContext, negative: bool = False, mutant: "Mutant | None" = None) -> None:
+        super().__init__(run, negative, mutant)
+        settings, history, consumer_session_s = run.settings, run.history, run.scenario.consumer_session_s
         self.sent = 0  # sends handed to the producer: the ledger must hold exactly one entry for each
         self.topic = f"chaos-{uuid.uuid4().hex[:8]}"
         self.producer: KafkaProducer | None = None
@@ -366,3 +364,43 @@ class GroupConsumer:
                 pass
 
 
+class LabClients:
+    """The lab's resilient clients (``lab.clients``), or a ``mutant`` of them: the Target every scenario must
+    pass against (and every mutant's listed checks fail)."""
+
+    negative = False
+
+    def __init__(self, mutant: "Mutant | None" = None) -> None:
+        self.mutant = mutant
+        self.name = f"mutant {mutant.name}" if mutant is not None else "lab clients"
+        self._lanes: list[PgLane | KafkaLane] = []
+
+    async def start(self, run: RunContext) -> list[PgLane | KafkaLane]:
+        scenario = run.scenario
+        if "pg" in scenario.components:
+            self._lanes.append((scenario.pg_lane or PgLane)(run, self.negative, self.mutant))
+        if "kafka" in scenario.components:
+            self._lanes.append((scenario.kafka_lane or KafkaLane)(run, self.negative, self.mutant))
+        for lane in self._lanes:
+            await lane.start()
+        return list(self._lanes)
+
+    async def probes(self, baseline_p99_s: Mapping[str, float | None]) -> None:
+        for lane in self._lanes:
+            await lane.probes(baseline_p99_s.get(lane.name))
+
+    async def close(self) -> None:
+        for lane in self._lanes:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(lane.close(), 5)
+
+
+class NegativeControl(LabClients):
+    """A plain asyncpg pool and a plain aiokafka producer: no breaker, no timeouts. Every scenario must FAIL
+    against it."""
+
+    negative = True
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.name = "negative control"

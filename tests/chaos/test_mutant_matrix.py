@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from lab.scenario import available, run_scenario
+from lab.scenario import LabClients, available, run
 from lab.scenario.matrix import EXPECTED, cells, proxy_cells
 from lab.scenario.mutants import MUTANTS
 from lab.stack.backend import running
@@ -35,7 +35,7 @@ CELLS = [(m, s, c) for m, s, c in cells() if FULL or (m, s) in FIRST]
 
 @pytest.mark.parametrize(("mutant", "scenario", "expected"), CELLS, ids=[f"{m}-{s}" for m, s, _ in CELLS])
 def test_every_listed_check_fails_on_its_mutant(chaos_settings, mutant, scenario, expected):
-    result = asyncio.run(run_scenario(available()[scenario], chaos_settings, mutant=MUTANTS[mutant]))
+    result = asyncio.run(run(available()[scenario], LabClients(MUTANTS[mutant]), chaos_settings))
     assert result.error is None, result.error
     verdicts = {v.check: v for v in result.verdicts}
     summary = "\n".join(f"{v.result:7} {v.check}: {v.evidence}" for v in result.verdicts)
@@ -77,7 +77,7 @@ PROXY_CELLS = proxy_cells()
                          ids=[f"proxy-{m}-{s}" for m, s, _ in PROXY_CELLS])
 def test_every_listed_check_fails_on_its_proxy_mutant(chaos_settings, proxy_mutant, mutant, scenario, expected):
     proxy_mutant(mutant)
-    result = asyncio.run(run_scenario(available()[scenario], chaos_settings))
+    result = asyncio.run(run(available()[scenario], LabClients(), chaos_settings))
     assert result.error is None, result.error
     verdicts = {v.check: v for v in result.verdicts}
     summary = "\n".join(f"{v.result:7} {v.check}: {v.evidence}" for v in result.verdicts)

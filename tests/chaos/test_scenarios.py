@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lab.scenario import available, run_scenario
+from lab.scenario import LabClients, NegativeControl, available, run
 from lab.stack.backend import running
 
 pytestmark = pytest.mark.chaos
@@ -28,7 +28,7 @@ def _runnable(name: str, settings):
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
-    result = asyncio.run(run_scenario(_runnable(name, chaos_settings), chaos_settings))
+    result = asyncio.run(run(_runnable(name, chaos_settings), LabClients(), chaos_settings))
     assert result.error is None, result.error
     assert result.verdict == "pass", _summary(result)
     healed = result.history.probe("faults.healed")
@@ -37,7 +37,7 @@ def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_fails_under_the_negative_control(chaos_settings, name):
-    result = asyncio.run(run_scenario(_runnable(name, chaos_settings), chaos_settings, negative=True))
+    result = asyncio.run(run(_runnable(name, chaos_settings), NegativeControl(), chaos_settings))
     assert result.error is None, result.error
     assert result.verdict == "fail", _summary(result)
     healed = result.history.probe("faults.healed")

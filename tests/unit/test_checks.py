@@ -37,18 +37,18 @@ def phases(fault=(1.0, 4.0), heal=(4.0, 4.1)) -> list[tuple]:
 
 
 def op(t: float, status: str = "ok", error: str | None = None, latency: float = 0.01) -> tuple:
-    details = {"target": "pg", "started": t - latency, "ended": t, "latency_s": latency}
+    details = {"lane": "pg", "started": t - latency, "ended": t, "latency_s": latency}
     if error:
         details["error_class"] = error
     return (t, "op", status, details)
 
 
 def move(t: float, source: str, to: str, reason: str = "") -> tuple:
-    return (t, "breaker", "ok", {"target": "pg", "from": source, "to": to, "reason": reason})
+    return (t, "breaker", "ok", {"component": "pg", "from": source, "to": to, "reason": reason})
 
 
 def outcome(t: float, status: str = "ok", duration: float = 0.01) -> tuple:
-    return (t, "outcome", status, {"target": "pg", "duration_s": duration})
+    return (t, "outcome", status, {"component": "pg", "duration_s": duration})
 
 
 def full_window(t0: float = 0.5) -> list[tuple]:

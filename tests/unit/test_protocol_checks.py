@@ -49,7 +49,7 @@ def test_duplicates_are_explained_only_by_unacknowledged_writes_during_the_fault
 
 def test_succeeded_after_retry_counts_slow_successes_begun_in_the_fault():
     def op(t: float, latency: float, status: str = "ok") -> tuple:
-        return (t, "op", status, {"target": "kafka", "started": t - latency, "ended": t, "latency_s": latency})
+        return (t, "op", status, {"lane": "kafka", "started": t - latency, "ended": t, "latency_s": latency})
 
     check = succeeded_after_retry("kafka", 0.08)
     assert verdict(check, [op(3.0, 0.5)]) == PASS

@@ -35,6 +35,7 @@ def journal(results: list[Any], backend: str) -> dict[str, Any]:
         "scenarios": [{
             "name": r.scenario,
             "negative_control": r.negative_control,
+            "target": getattr(r, "target", None),
             "verdict": r.verdict,
             "duration_s": round(r.duration_s, 3),
             "measurements": r.measurements,

@@ -35,9 +35,15 @@ def _phases(events: list[dict[str, Any]], end_s: float) -> list[tuple[str, float
     return [(name, start, ends.get(name, end_s)) for name, start in starts]
 
 
+def _who(event: dict[str, Any]) -> Any:
+    """Whose event it is: a breaker's component, a call's lane (the lab's clients name their lanes after the
+    components); ``target`` in journals written before that split."""
+    return event.get("component") or event.get("lane") or event.get("target")
+
+
 def _bands(events: list[dict[str, Any]], target: str, end_s: float) -> list[tuple[str, float, float]]:
     """(state, from, to) of ``target``'s breaker; CLOSED until its first transition."""
-    transitions = [e for e in events if e["kind"] == "breaker" and e.get("target") == target]
+    transitions = [e for e in events if e["kind"] == "breaker" and _who(e) == target]
     bands, state, since = [], str(transitions[0].get("from", "CLOSED")) if transitions else "CLOSED", 0.0
     for event in transitions:
         bands.append((state, since, event["t"]))
@@ -62,7 +68,7 @@ def _call(event: dict[str, Any], x: float, y: float) -> str:
     tip = (f"{event.get('target')} {outcome} at {event['t']:.3f}s, {event.get('latency_s', 0) * 1000:.1f} ms"
            + (f": {event.get('error_class')}" if event.get("error_class") else ""))
     css = f"call {event['status']} {esc(event.get('target'))}"
-    if event.get("target") == "kafka":
+    if _who(event) == "kafka":
         return (f'<rect class="{css}" x="{x - 2.5:.1f}" y="{y - 2.5:.1f}" width="5" height="5" fill="{colour}">'
                 f'<title>{esc(tip)}</title></rect>')
     return f'<circle class="{css}" cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"><title>{esc(tip)}</title></circle>'
@@ -74,7 +80,7 @@ def render(events: list[dict[str, Any]]) -> str:
     x = Linear(0.0, end_s, LEFT_PX, WIDTH_PX - RIGHT_PX)
     plot_w = WIDTH_PX - RIGHT_PX - LEFT_PX
     calls = [e for e in events if e["kind"] == "op"]
-    targets = sorted({str(e.get("target")) for e in calls} | {str(e.get("target")) for e in events
+    targets = sorted({str(_who(e)) for e in calls} | {str(_who(e)) for e in events
                                                                if e["kind"] == "breaker"})
     processes = sorted({str(e.get("process")) for e in events if e["kind"] == "resource"},
                        key=lambda p: list(PROCESS_COLOURS).index(p) if p in PROCESS_COLOURS else 99)

@@ -47,7 +47,7 @@ def plan_checks(profile):
 SCENARIO = Scenario(
     name="every_fault",
     description="one fault of every kind at once (heal-guarantee tests)",
-    targets=("pg",),
+    components=("pg",),
     baseline_s=0.3,
     fault_s=float(os.environ.get("HEAL_FAULT_S", "2")),
     recovery_timeout_s=3.0,

@@ -11,13 +11,13 @@ import time
 from lab.faults.network import ToxicFault, latency
 from lab.scenario import Scenario
 from lab.scenario import checks
-from lab.scenario.targets import PgTarget
+from lab.scenario.targets import PgLane
 
 LEAK_AFTER_S = 1.3
 LEAK_AT_MOST = 150
 
 
-class LeakyPgTarget(PgTarget):
+class LeakyPgLane(PgLane):
     async def start(self) -> None:
         self.leaked: list[socket.socket] = []
         self.started_at = time.monotonic()
@@ -39,11 +39,11 @@ class LeakyPgTarget(PgTarget):
 SCENARIO = Scenario(
     name="leaky_pg" if os.environ.get("LEAKY") == "1" else "tidy_pg",
     description="50 ms of latency on Postgres for 1.5 s; LEAKY=1: a target that leaks a connection per call",
-    targets=("pg",),
+    components=("pg",),
     baseline_s=1.2,
     fault_s=1.5,
     recovery_timeout_s=5.0,
     faults=lambda ctx: [ToxicFault(ctx.ledger, ctx.settings.proxy_url, "postgres", latency(50))],
     checks=lambda profile: [("no check", lambda history: checks.Verdict("", checks.PASS, "nothing to check"))],
-    pg_target=LeakyPgTarget if os.environ.get("LEAKY") == "1" else None,
+    pg_lane=LeakyPgLane if os.environ.get("LEAKY") == "1" else None,
 )
