@@ -10,14 +10,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from .config import Settings
 from .errors import LabError, UsageError
 from .services import COMPONENTS
 
 if TYPE_CHECKING:
-    from .scenario.store import RunStore
+    from .scenario.store import RunStore, StoredResult
 
 SCENARIO_PATH_WARNING = (
     "Scenario modules are Python code: every module in scenarios/ and in the directories of "
@@ -27,7 +27,7 @@ SCENARIO_PATH_WARNING = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 itself; route through LabError
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 itself; route through LabError
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -273,6 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def run_all() -> None:
         task = asyncio.current_task()
+        assert task is not None  # run_all runs as asyncio.run's task
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)  # SIGTERM unwinds like Ctrl-C: faults heal
         ticking = asyncio.ensure_future(ticker()) if progress.tty else None
@@ -331,7 +332,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     store = _store(settings, args.history)
     if not store.path.exists():
         raise UsageError(f"no run history at {store.path}: `python -m lab run` records one")
-    by_scenario: dict[str, list] = {}
+    by_scenario: dict[str, list[StoredResult]] = {}
     for result in store.results(args.scenario):
         by_scenario.setdefault(result.scenario, []).append(result)
     if args.scenario and not by_scenario:
@@ -408,9 +409,9 @@ def _run_matrix() -> int:
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     print()
     print(f"{'mutant':<{width[0]}}  {'scenario':<{width[1]}}  {'check (must FAIL)':<{width[2]}}  got")
-    for mutant_name, scenario_name, check, result, evidence in rows:
-        mark = "ok " if result == "fail" else "MISSED"
-        print(f"{mutant_name:<{width[0]}}  {scenario_name:<{width[1]}}  {check:<{width[2]}}  {result.upper():<7} "
+    for mutant_name, scenario_name, check, got_result, evidence in rows:
+        mark = "ok " if got_result == "fail" else "MISSED"
+        print(f"{mutant_name:<{width[0]}}  {scenario_name:<{width[1]}}  {check:<{width[2]}}  {got_result.upper():<7} "
               f"{mark}  {evidence[:100]}")
     missing = uncovered(scenarios)
     if missing:

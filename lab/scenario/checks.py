@@ -137,7 +137,8 @@ def half_open_after_wait(component: str, wait_s: float, tolerance_s: float) -> C
     """
     def check(history: History) -> Verdict:
         transitions = _transitions(history, component)
-        refused = [e.get("started", e.t) for e in _ops(history, component) if e.get("error_class") == "CallNotPermitted"]
+        refused = [e.get("started", e.t) for e in _ops(history, component)
+                   if e.get("error_class") == "CallNotPermitted"]
         spans: list[tuple[float, float | None]] = []
         opened_at: float | None = None
         for event in transitions:

@@ -93,7 +93,8 @@ class LocustLoad:
                     started = time.monotonic()
                     status, error = 0, None
                     try:
-                        with self.client.request(call.method, path, data=call.body, headers=dict(call.headers),
+                        body: Any = call.body  # bytes: FastHttpSession sends them as they are (its stubs say str)
+                        with self.client.request(call.method, path, data=body, headers=dict(call.headers),
                                                  catch_response=True) as response:
                             status = response.status_code or 0
                             failure = getattr(response, "error", None)  # set on a response that never came

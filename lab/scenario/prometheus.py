@@ -15,7 +15,7 @@ import urllib.parse
 from typing import Mapping
 
 from ..errors import UsageError
-from .history import History
+from .history import OK, History
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -91,7 +91,7 @@ class MetricsWatcher:
             except (OSError, asyncio.TimeoutError):
                 seen = None  # the service itself is unreachable: its breaker state is not known
             if seen is not None and seen != self._state:
-                self.history.add("breaker", component=self.spec.component, breaker=self.spec.metric,
+                self.history.add("breaker", OK, None, component=self.spec.component, breaker=self.spec.metric,
                                  **{"from": self._state}, to=seen, reason=f"read from {self.spec.url} (polled "
                                                                            f"every {self.spec.period_s:g}s)")
                 self._state = seen

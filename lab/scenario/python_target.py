@@ -69,8 +69,10 @@ class ObservedBreaker:
         return self.library == "lab"
 
     def _transition(self, event: BreakerEvent) -> None:
+        if event.to_state is None:
+            return
         self.state = event.to_state.value
-        self.history.add("breaker", component=self.component, breaker=event.breaker,
+        self.history.add("breaker", OK, None, component=self.component, breaker=event.breaker,
                          **{"from": event.from_state.value if event.from_state else None},
                          to=event.to_state.value, reason=event.reason)
 
@@ -234,7 +236,8 @@ def load_target(spec: str) -> Target:
         raise UsageError(f"--target {spec!r} is a {type(found).__name__}, not a Target (it needs a name and async "
                          f"start, probes and close; lab.scenario.python_target.python_target builds one from an "
                          f"async operation)")
-    return found
+    target: Target = found
+    return target
 
 
 def _is_target(value: Any) -> bool:

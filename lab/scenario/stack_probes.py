@@ -19,9 +19,13 @@ async def steady_state(settings: Settings, history: History, components: tuple[s
     "Gets through" means a real protocol exchange, not a TCP connect: where a port is
     published by Docker, its forwarder accepts every connection and only then closes it.
     """
-    pg = lambda port: health.postgres_ready(port, password=settings.pg_password, timeout_s=1.0)  # noqa: E731
-    exchanges = {"pg": ("postgres", lambda: pg(settings.pg_proxy_port)),
-                 "kafka": ("kafka", lambda: health.kafka_ready(settings.kafka_proxy_port, timeout_s=1.0))}
+    async def pg() -> str:
+        return await health.postgres_ready(settings.pg_proxy_port, password=settings.pg_password, timeout_s=1.0)
+
+    async def kafka() -> str:
+        return await health.kafka_ready(settings.kafka_proxy_port, timeout_s=1.0)
+
+    exchanges = {"pg": ("postgres", pg), "kafka": ("kafka", kafka)}
     chosen = {component: exchanges[component] for component in components}
     try:
         for component, (_, exchange) in chosen.items():
@@ -30,7 +34,7 @@ async def steady_state(settings: Settings, history: History, components: tuple[s
         for proxy, _ in chosen.values():
             await client.disable(proxy)
         try:
-            for component, (proxy, exchange) in chosen.items():
+            for component, (_, exchange) in chosen.items():
                 try:
                     evidence = await exchange()
                 except health.Unhealthy:

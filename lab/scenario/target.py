@@ -37,14 +37,36 @@ class RunContext:
     history: History
 
 
-@runtime_checkable
-class Lane(Protocol):
-    name: str
-    covers: tuple[str, ...]  # the stack components its calls exercise ("pg", "kafka")
-    breakers: Mapping[str, str]  # component -> "observed" | "absent"; a component not named: not told
-    outcomes: tuple[str, ...]  # components whose breaker's own outcomes are recorded as "outcome" events
-    errors: Any  # "lab" (the lab's clients), a list of error class names, or None (not told)
+class LaneDeclaration(Protocol):
+    """What a lane says about itself (recorded by ``declare``): the evidence it provides."""
 
+    # read-only in the protocol (properties), so a lane may hold them as plain attributes of narrower types
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def covers(self) -> tuple[str, ...]:
+        """The stack components its calls exercise ("pg", "kafka")."""
+        ...
+
+    @property
+    def breakers(self) -> Mapping[str, str]:
+        """Component -> "observed" | "absent"; a component not named: not told."""
+        ...
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Components whose breaker's own outcomes are recorded as "outcome" events."""
+        ...
+
+    @property
+    def errors(self) -> Any:
+        """"lab" (the lab's clients), a list of error class names, or None (not told)."""
+        ...
+
+
+@runtime_checkable
+class Lane(LaneDeclaration, Protocol):
     async def op(self, sequence: int) -> None: ...
 
     def state(self) -> str:
@@ -70,7 +92,12 @@ class Target(Protocol):
         ...
 
 
-def declare(history: History, target: Target, lanes: Sequence[Lane]) -> None:
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def declare(history: History, target: "Named", lanes: Sequence[LaneDeclaration]) -> None:
     """Record what evidence ``target`` provides (read by ``lab.scenario.evidence``)."""
     breakers: dict[str, str] = {}
     for lane in lanes:

@@ -46,8 +46,9 @@ def _record_transitions(breaker: CircuitBreaker, history: History, component: st
     """Transitions, and every outcome the breaker itself recorded (its own counts: checks compare them with the
     calls made, so a breaker that counts what it should not is seen by what it did, not by how it was built)."""
     def on_transition(event: BreakerEvent) -> None:
-        history.add("breaker", component=component, breaker=event.breaker, **{"from": event.from_state.value},
-                    to=event.to_state.value, reason=event.reason)
+        assert event.from_state is not None and event.to_state is not None  # a transition names both
+        history.add("breaker", OK, None, component=component, breaker=event.breaker,
+                    **{"from": event.from_state.value}, to=event.to_state.value, reason=event.reason)
 
     def on_outcome(event: BreakerEvent) -> None:
         history.add("outcome", FAIL if event.kind == "error" else OK, component=component,
@@ -139,12 +140,14 @@ class PgLane(_ClientLane):
         """Pool recovered: idle == size, pool-size concurrent SELECT 1, no leaked sessions, acquire p99."""
         history, p = self.history, self.profile
         try:
-            if self.client is not None:
-                run = self.client.fetchval
-            else:
-                async def run(query: str) -> Any:
-                    async with self.pool.acquire() as conn:  # type: ignore[union-attr]
-                        return await conn.fetchval(query)
+            client, pool = self.client, self.pool
+
+            async def run(query: str) -> Any:
+                if client is not None:
+                    return await client.fetchval(query)
+                assert pool is not None  # the negative control's plain pool
+                async with pool.acquire() as conn:
+                    return await conn.fetchval(query)
             results = await asyncio.wait_for(asyncio.gather(*(run("SELECT 1") for _ in range(p.pool_size)),
                                                             return_exceptions=True), 5)
             await asyncio.sleep(0.1)
@@ -192,8 +195,9 @@ async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3
         conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings={"application_name": "chaoslab-probe"})
     try:
         with translated("counting the server's sessions"):
-            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                                       application_name, timeout=timeout_s)
+            count: int = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                             application_name, timeout=timeout_s)
+            return count
     finally:
         conn.terminate()
 

@@ -43,6 +43,9 @@ class Workload:
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
+    def _forget_task(self, task: "asyncio.Task[None]") -> None:
+        self.tasks.pop(task, None)
+
     def start(self) -> None:
         # a self-driven lane (an HTTP target's: Locust makes its calls) is only watched, not driven
         self._loops = [asyncio.ensure_future(self._drive(lane)) for lane in self.lanes
@@ -58,7 +61,8 @@ class Workload:
                 task = asyncio.ensure_future(self._call(lane, sequence, started))
                 self.tasks[task] = (lane, started)
                 active.add(task)
-                task.add_done_callback(lambda t: (self.tasks.pop(t, None), active.discard(t)))
+                task.add_done_callback(self._forget_task)
+                task.add_done_callback(active.discard)
                 if self.storm is not None and self.storm.strikes():
                     asyncio.get_running_loop().call_later(self.storm.delay_s(self.interval_s), task.cancel)
             await asyncio.sleep(self.interval_s)

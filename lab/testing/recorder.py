@@ -43,7 +43,7 @@ class Recorder:
         lane = _Declared(LANE, self.covers, {**{c: "absent" for c in self._absent},
                                              **{b.component: "observed" for b in self._observed}},
                          tuple(b.component for b in self._observed if b.reports_outcomes), self.errors)
-        declare(self.history, self, [lane])  # type: ignore[arg-type]
+        declare(self.history, self, [lane])
 
     def observe(self, component: str, breaker: Any) -> None:
         """Record ``breaker``'s transitions (pybreaker, aiobreaker, purgatory, circuitbreaker, lab.resilience) as
