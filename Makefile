@@ -29,6 +29,11 @@ browser:
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# ruff and mypy --strict on lab/ (configured in pyproject.toml); CI runs it after `make test`
+lint: $(STAMP)
+	$(PY) -m ruff check lab
+	$(PY) -m mypy
+
 # The whole check-by-mutant matrix (lab/scenario/matrix.py): every listed check must FAIL on its mutant.
 # `make test` runs one scenario per mutant; this runs every cell (minutes: a scenario run per cell).
 test-mutants: $(STAMP)
