@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .scenario.store import RunStore, StoredResult
 
 SCENARIO_PATH_WARNING = (
-    "Scenario modules are Python code: every module in scenarios/ and in the directories of "
+    "Scenario modules are Python code: every module in lab/scenarios/ and in the directories of "
     "LAB_SCENARIO_PATH is imported, and so executed, by `list` and `run` (and by `heal`, the module defining a "
     "fault class a ledger entry names), with this command's rights (root, if you run the lab as root). Put only "
     "code you trust there.")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds local stand-ins for the three official images from Debian's and PyPI's packages, for machines that
-# reach no container registry (our CI). Each honours the official image's interface as docker-compose.yml
+# reach no container registry (our CI). Each honours the official image's interface as lab/stack/docker-compose.yml
 # uses it (environment, command, healthcheck paths), so the compose file is the same; only its LAB_*_IMAGE
 # variables select these:
 #   chaoslab/postgres:dev  Debian's postgresql-15, with an entrypoint that honours POSTGRES_USER/PASSWORD/DB

@@ -1,4 +1,4 @@
-"""Scenario: a plain description of one experiment, and the loader for scenarios/*.py."""
+"""Scenario: a plain description of one experiment, and the loader for lab/scenarios/*.py."""
 
 from __future__ import annotations
 
@@ -64,24 +64,22 @@ class Scenario:
 
 
 def scenarios_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "scenarios"
+    """The lab's own scenarios: the package ``lab.scenarios``, which ships in the wheel."""
+    return Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def _import_package() -> Any:
-    root = str(scenarios_dir().parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module("scenarios")
+    return importlib.import_module("lab.scenarios")
 
 
 def available() -> dict[str, Scenario]:
-    """Scenarios in scenarios/, then in each directory of LAB_SCENARIO_PATH (read when called)."""
+    """Scenarios in lab/scenarios/, then in each directory of LAB_SCENARIO_PATH (read when called)."""
     package = _import_package()
     found: dict[str, Scenario] = {}
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        _register(found, importlib.import_module(f"scenarios.{info.name}"))
+        _register(found, importlib.import_module(f"lab.scenarios.{info.name}"))
     for directory in filter(None, os.environ.get("LAB_SCENARIO_PATH", "").split(os.pathsep)):
         for path in sorted(Path(directory).glob("*.py")):
             if path.name.startswith("_"):

@@ -29,7 +29,7 @@ DEFAULT_IMAGES = {"postgres": "postgres:16", "kafka": "apache/kafka:3.9.0", "pro
 IMAGE_VARIABLES = {"postgres": "LAB_POSTGRES_IMAGE", "kafka": "LAB_KAFKA_IMAGE", "proxy": "LAB_PROXY_IMAGE"}
 FLAVOUR_LABEL = "com.chaoslab.kafka-flavour"  # set by stand-in images; the official image is Apache Kafka
 STAND_IN_LABEL = "com.chaoslab.stand-in"  # set by compose/images/build.sh: the proxy stand-in is lab.proxy
-COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+COMPOSE_FILE = Path(__file__).resolve().parent / "docker-compose.yml"  # ships in the wheel
 API_TIMEOUT_S = 30.0
 
 

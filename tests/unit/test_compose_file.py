@@ -12,13 +12,12 @@ import yaml
 from lab.config import Settings
 from lab.stack import compose
 
-from ..labenv import ROOT
 
 pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load(compose.COMPOSE_FILE.read_text())
 SERVICES_YML = COMPOSE["services"]
-PROXY_CONFIG = json.loads((ROOT / "compose" / "toxiproxy.json").read_text())
+PROXY_CONFIG = json.loads((compose.COMPOSE_FILE.parent / "toxiproxy.json").read_text())
 VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?(?::\?[^}]*)?\}")
 
 
