@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lab.errors import CallNotPermitted, DatabaseUnavailable, KafkaTimeout, KafkaUnavailable, PoolExhausted, QueryTimeout
+from lab.errors import (CallNotPermitted, DatabaseUnavailable, KafkaTimeout, KafkaUnavailable, PoolExhausted,
+                        QueryTimeout)
 from lab.scenario import checks
 from lab.scenario.profile import ClientProfile
 
@@ -31,7 +32,8 @@ def breaker_cycle(component: str, p: ClientProfile) -> list[tuple[str, checks.Ch
 def bounded_and_expected(component: str, p: ClientProfile) -> list[tuple[str, checks.Check]]:
     expected = PG_ERRORS if component == "pg" else KAFKA_ERRORS
     return [
-        (f"{component}: every call returns by its own timeout", checks.calls_bounded(component, call_bound_s(component, p))),
+        (f"{component}: every call returns by its own timeout",
+         checks.calls_bounded(component, call_bound_s(component, p))),
         (f"{component}: only expected errors", checks.only_expected_errors(component, expected)),
         (f"{component}: recovered", checks.recovered(component)),
     ]
