@@ -1,12 +1,14 @@
 """Postgres and Kafka traffic swallowed (timeout toxic 0, both directions): calls must end by their own timeouts."""
 
+from lab.faults.base import Fault
 from lab.faults.network import blackhole
 from lab.scenario import ClientProfile, Scenario
+from lab.scenario.model import FaultContext
 
 from ._common import call_bound_s, bounded_and_expected, breaker_cycle, no_acked_loss, pool_recovered
 
 
-def faults(ctx):
+def faults(ctx: FaultContext) -> list[Fault]:
     return [ctx.toxic(service, blackhole(direction))
             for service in ("postgres", "kafka") for direction in ("upstream", "downstream")]
 
