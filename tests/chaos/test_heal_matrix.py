@@ -55,8 +55,11 @@ def _ledger(stack) -> list[dict]:
 
 def start_run(stack, mode: str, fault_s: float = 2.0) -> subprocess.Popen:
     env = {**stack.env, "LAB_SCENARIO_PATH": str(SCENARIO_DIR), "HEAL_MODE": mode, "HEAL_FAULT_S": str(fault_s)}
+    # as typed at a terminal: SIGINT at its default (a shell's background job, as CI may be, ignores it,
+    # and a Python started so keeps ignoring it, which is not the Ctrl-C this file is about)
     return subprocess.Popen([sys.executable, "-m", "lab", "run", "every_fault"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_faults(proc: subprocess.Popen, stack, count: int = 5, timeout: float = 30,
