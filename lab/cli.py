@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", choices=["auto", "local", "compose"], help="default: LAB_BACKEND or auto")
     down = sub.add_parser("down", help="stop what `up` started")
     down.add_argument("--purge", action="store_true", help="also delete the Postgres data")
+    down.add_argument("--backend", choices=["local", "compose"],
+                      help="the backend to stop when no stack is recorded (default: LAB_BACKEND, else local); "
+                           "`down --purge --backend compose` deletes a compose stack's data left behind")
     status = sub.add_parser("status", help="each component's pid, endpoints and health")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     logs = sub.add_parser("logs", help="the last lines of each component's log")
@@ -129,7 +132,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     from .stack import backend
     from .stack import state as state_file
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(backend=args.backend)
     current, problems = state_file.salvage(settings.state_path)
     if problems:
         # leave only what could be read, so the backend stops exactly that
@@ -137,7 +140,11 @@ def cmd_down(args: argparse.Namespace) -> int:
             state_file.save(settings.state_path, current)
         else:
             state_file.clear(settings.state_path)
-    chosen = backend.for_settings(settings, current.backend if current else "local")
+    if args.backend and current is not None and current.backend != args.backend:
+        raise UsageError(f"the stack recorded as up is {current.backend}, not {args.backend}: run "
+                         f"`python -m lab down` to stop it first")
+    unrecorded = settings.backend if settings.backend in ("local", "compose") else "local"
+    chosen = backend.for_settings(settings, current.backend if current else unrecorded)
     stopped = chosen.down(purge=args.purge)
     print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}"
           + (" (data purged)" if args.purge else ""))

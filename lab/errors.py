@@ -25,6 +25,7 @@
           ├── StartTimeout     a component did not become healthy in time (with its log tail)
           ├── StateError       a state, ledger or password file is unreadable, unwritable or of the wrong shape
           ├── Unhealthy        a health probe's exchange failed (what was asked, what came back)
+          │    └── Refused     the server refused for good (a wrong password): not worth waiting for
           └── BackendUnavailable  the chosen backend cannot run here (e.g. no Docker engine)
 
 Foreign exceptions (asyncpg, aiokafka, subprocess, HTTP) are translated where
@@ -36,7 +37,7 @@ from __future__ import annotations
 __all__ = ["BackendUnavailable", "BinaryNotFound", "BreakerError", "CallNotPermitted", "ClientError", "ConfigError",
            "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "EnvelopeError", "FaultError",
            "KafkaTimeout", "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError",
-           "QueryTimeout", "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError",
+           "QueryTimeout", "Refused", "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError",
            "TopicRegistryError", "Unhealthy", "UsageError"]
 
 
@@ -167,3 +168,7 @@ class StateError(StackError):
 
 class Unhealthy(StackError):
     """A health probe got no good answer: says what it asked and what came back."""
+
+
+class Refused(Unhealthy):
+    """The server answered and refused for good (a wrong password): waiting longer cannot change it."""

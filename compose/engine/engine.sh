@@ -95,6 +95,15 @@ stop() {
     fi
     rm -f "$RUN/$name.pid"
   done
+  # the recorded pid can be a launcher's (nsenter, setsid fork when it leads its group): find our own daemons
+  # by what only they were given, our socket paths, and stop those too
+  for pattern in "dockerd --data-root $DATA/docker" "containerd --root $DATA/containerd"; do
+    for pid in $(pgrep -f -- "$pattern" || true); do
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" || true
+    done
+  done
   [ -e "/run/netns/$NETNS" ] && ip netns delete "$NETNS" || true
 }
 

@@ -110,7 +110,7 @@ PROXY_EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "latency_halved": {"latency_injection": ("pg: calls delayed by the configured latency",)},
     "direction_ignored": {"latency_injection": ("pg: calls delayed by the configured latency",)},
     "bandwidth_owed_halved": {"bandwidth_throttle": ("pg: calls delayed by the configured bandwidth",)},
-    "reset_peer_sends_fin": {"reset_peer_mid_query": ("pg: the reset reached the client as a RST",)},
+    "reset_peer_sends_fin": {"reset_peer_mid_query": ("pg: the reset reached the client",)},
     # the toxic stays on the pooled connections after the heal: every call stays slow, the breaker keeps opening
     "toxic_removal_spares_open_links": {"latency_injection": ("pg: CLOSED after the heal", "pg: recovered",
                                                               "pg: pool recovered, no leaked sessions")},

@@ -27,6 +27,9 @@ async def steady_state(settings: Settings, history: History, components: tuple[s
 
     exchanges = {"pg": ("postgres", pg), "kafka": ("kafka", kafka)}
     chosen = {component: exchanges[component] for component in components}
+    stack = backend.recorded(settings)
+    # what the path from the clients to the proxy lets through, for the checks that depend on it
+    history.add("stack", backend=stack.name, resets_reach_clients=stack.resets_reach_clients())
     try:
         for component, (_, exchange) in chosen.items():
             history.add("probe", OK, name=f"steady.{component}", evidence=await exchange())

@@ -71,6 +71,11 @@ class Backend(Protocol):
     def proxy_flavour(self) -> str:
         """'lab.proxy' (with its protocol-aware toxics) or 'toxiproxy' (the official server)."""
 
+    def resets_reach_clients(self) -> bool:
+        """Whether a TCP RST the fault proxy sends reaches a client on the host as a RST. Not where something
+        relays the connection with sockets of its own (a port forwarder): it closes the client's side with a
+        FIN when the proxy's side is reset, and the client sees the connection closed, not reset."""
+
 
 def _docker(*args: str, timeout_s: float) -> tuple[bool, str]:
     try:

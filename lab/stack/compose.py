@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -58,12 +59,19 @@ def compose_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
 
 
 def _translate(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Engine errors -> StackError naming what was being done (the one boundary with the Docker SDK)."""
+    """Engine errors -> StackError naming what was being done (the one boundary with the Docker SDK).
+
+    When the outermost such operation of a thread ends, the client's pooled connections to the engine are
+    closed: the lab runs the workload in its own process, and a socket the backend kept open between
+    operations would count as the workload's (the "no fd or connection growth" check samples this process).
+    """
     def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         def translated(self: "ComposeBackend", *args: Any, **kwargs: Any) -> Any:
             import docker.errors
             import requests.exceptions
 
+            depth = getattr(self._calls, "depth", 0)
+            self._calls.depth = depth + 1
             try:
                 return method(self, *args, **kwargs)
             except docker.errors.NotFound as err:
@@ -75,6 +83,10 @@ def _translate(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
                 raise StackError(f"{what} {' '.join(map(str, args))}: no answer from the Docker engine "
                                  f"({type(err).__name__}: {err})") from None
+            finally:
+                self._calls.depth = depth
+                if depth == 0:
+                    self._release()
         translated.__doc__ = method.__doc__
         return translated
     return wrap
@@ -86,6 +98,7 @@ class ComposeBackend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._docker: Any = None
+        self._calls = threading.local()  # per thread: how deep in translated operations (see _translate)
 
     # -- the two ways to the engine --------------------------------------------------------------------
 
@@ -111,6 +124,11 @@ class ComposeBackend:
             except docker.errors.DockerException as err:
                 raise BackendUnavailable(f"no Docker engine answers: {err}") from None
         return self._docker
+
+    def _release(self) -> None:
+        """Closes the pooled connections to the engine; the client opens new ones when next used."""
+        if self._docker is not None:
+            self._docker.close()
 
     def _containers(self) -> dict[str, Any]:
         """{component: container} for the project's labelled containers (stopped ones too)."""
@@ -171,15 +189,29 @@ class ComposeBackend:
         try:
             await asyncio.gather(*(health.wait_healthy(probes[c], self.settings.start_timeout_s)
                                    for c in components))
+        except health.Refused as err:
+            raise StackError(f"the compose stack is up but {err} (the pgdata volume keeps the password it was "
+                             f"created with)") from None
         except health.Unhealthy as err:
             raise StartTimeout(f"the compose stack is up but not healthy within {self.settings.start_timeout_s:g}s: "
                                f"{err}\n{self.logs(components, 20)}") from None
 
     def down(self, purge: bool = False) -> list[str]:
         present = list(self._safe_containers())
+        self._release()
         self._run(down_command(purge), 120)
+        if purge:
+            self._remove_volumes()
         state_file.clear(self.settings.state_path)
         return present
+
+    @_translate("removing the data volumes of")
+    def _remove_volumes(self) -> None:
+        """The project's volumes (Postgres's data). `compose down --volumes` removes them only together with
+        containers: with none left (a stack already down) it leaves them, and the data with its password."""
+        for volume in self._client().volumes.list(filters={"label": [f"com.docker.compose.project={PROJECT}",
+                                                                      LABEL]}):
+            volume.remove()
 
     def _safe_containers(self) -> dict[str, Any]:
         try:
@@ -322,11 +354,18 @@ class ComposeBackend:
                     found.append(f"{name} is still limited to {memory} bytes of memory")
         return found
 
+    @_translate("reading the image labels of")
     def kafka_flavour(self) -> str:
         return self._flavour("kafka")
 
+    @_translate("reading the image labels of")
     def proxy_flavour(self) -> str:
         return self._flavour("proxy")
+
+    def resets_reach_clients(self) -> bool:
+        # a published port is Docker's userland forwarder (docker-proxy; Docker Desktop's VM forwarder alike):
+        # two connections of its own, and a reset on the container's side closes the client's with a FIN
+        return False
 
     def _flavour(self, component: str) -> str:
         current = state_file.load(self.settings.state_path)

@@ -15,6 +15,7 @@ import time
 from typing import Awaitable, Callable
 
 from ..config import HOST, PG_DATABASE, PG_USER, Settings
+from ..errors import Refused as Refused  # re-exported with Unhealthy
 from ..errors import Unhealthy as Unhealthy  # re-exported: health.Unhealthy is where callers catch it
 
 
@@ -44,6 +45,10 @@ async def postgres_ready(port: int, database: str = PG_DATABASE, timeout_s: floa
         async with asyncio.timeout(timeout_s):  # unlike 3.11's wait_for, never swallows a cancellation
             conn = await asyncpg.connect(host=HOST, port=port, user=PG_USER, password=password, database=database,
                                          timeout=timeout_s)
+    except asyncpg.InvalidPasswordError:
+        raise Refused(f"postgres on {HOST}:{port} refused the password for user {PG_USER}: its data was "
+                      f"initialised with another one (LAB_PG_PASSWORD, or the state directory's pg_password, "
+                      f"changed since); `python -m lab down --purge` starts its data afresh") from None
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
         raise Unhealthy(f"cannot connect to postgres on {HOST}:{port}: {err or type(err).__name__}") from None
     try:
@@ -111,11 +116,13 @@ async def kafka_ready(proxied_port: int, timeout_s: float = 2.0) -> str:
 
 
 async def wait_healthy(probe: Callable[[], Awaitable[str]], timeout_s: float, interval_s: float = 0.05) -> str:
-    """Retry ``probe`` until it passes or ``timeout_s`` runs out (then the last Unhealthy)."""
+    """Retry ``probe`` until it passes or ``timeout_s`` runs out (then the last Unhealthy); a Refused at once."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             return await probe()
+        except Refused:
+            raise
         except Unhealthy:
             if time.monotonic() + interval_s >= deadline:
                 raise

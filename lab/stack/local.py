@@ -308,6 +308,9 @@ class LocalBackend:
     def proxy_flavour(self) -> str:
         return "lab.proxy"
 
+    def resets_reach_clients(self) -> bool:
+        return True  # clients connect to the proxy's own listening socket
+
 
 def _wait_state(record: ProcessRecord, stopped: bool) -> None:
     deadline = time.monotonic() + SIGNAL_TIMEOUT_S

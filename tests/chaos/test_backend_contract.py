@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -51,6 +52,22 @@ def test_pause_is_seen_by_status_and_problems_until_resumed(backend):
         backend.resume("kafka")
     assert not backend.status()["components"]["kafka"]["paused"]
     backend.resume("kafka")  # harmless when not paused
+
+
+def test_operations_leave_no_descriptor_open_in_the_caller(backend):
+    """The workload runs in the lab's own process, whose fds the growth check counts: an operation on the
+    stack (a Docker API call on compose) must not leave a connection of its own open afterwards."""
+    backend.status()  # any one-time setup (the SDK's imports) before the count
+    before = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        backend.status()
+        backend.main_process("postgres")
+        backend.pause("kafka")
+        backend.resume("kafka")
+        backend.problems()
+        backend.kafka_flavour()
+    after = sorted(os.listdir("/proc/self/fd"))
+    assert len(after) <= len(before), {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in after if fd not in before}
 
 
 def test_kill_then_start_waits_until_healthy(chaos_stack, backend):

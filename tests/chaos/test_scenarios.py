@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
@@ -29,10 +28,6 @@ def _runnable(name: str, settings):
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_passes_against_the_resilient_clients(chaos_settings, name):
-    if name == "reset_peer_mid_query" and os.environ.get("LAB_TEST_BACKEND") == "compose":
-        # known gap (issue 11, not fixed): Docker's userland port forwarder closes the client's side with a FIN
-        # when the proxy container resets, so "the reset reached the client as a RST" fails on compose
-        pytest.skip("on compose a RST reaches the client as a FIN (Docker's port forwarder): the RST check fails")
     result = asyncio.run(run(_runnable(name, chaos_settings), LabClients(), chaos_settings))
     assert result.error is None, result.error
     assert result.verdict == "pass", _summary(result)

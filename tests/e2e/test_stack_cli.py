@@ -95,6 +95,17 @@ def test_status_and_down_when_nothing_is_up(tmp_path):
     assert "nothing was running" in env.run("down").stdout
 
 
+def test_down_for_another_backend_than_the_recorded_one_is_refused(tmp_path):
+    from lab.stack import state as state_file
+
+    env = LabEnv(tmp_path / "state")
+    env.state_dir.mkdir(parents=True)
+    state_file.save(env.state_dir, state_file.StackState("local", {}))
+    result = env.run("down", "--backend", "compose", check=False)
+    assert result.returncode == 2 and "recorded as up is local, not compose" in result.stderr, result.stderr
+    assert state_file.load(env.state_dir) is not None  # nothing was stopped
+
+
 def test_no_command_is_a_usage_error(tmp_path):
     result = LabEnv(tmp_path).run(check=False)
     assert result.returncode == 2 and "required: command" in result.stderr

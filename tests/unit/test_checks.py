@@ -225,10 +225,24 @@ def failed_op(t: float, cause: str) -> tuple:
     return event
 
 
-def test_failed_with_cause_reads_the_cause_the_lab_error_names():
-    check = checks.failed_with_cause("pg", "ConnectionResetError", 1, "connection resets")
+def test_reset_reached_client_reads_the_cause_the_lab_error_names():
+    check = checks.reset_reached_client("pg")
     reset = history_with(phases() + [failed_op(2.0, "ConnectionResetError"), failed_op(2.1, "ConnectionError")])
     assert check(reset).result == PASS
     fin = history_with(phases() + [failed_op(2.0, "ConnectionDoesNotExistError"), failed_op(2.1, "ConnectionError")])
     verdict = check(fin)
     assert verdict.result == FAIL and "ConnectionDoesNotExistError" in verdict.evidence
+
+
+def stack(resets_reach_clients: bool) -> tuple:
+    return (0.0, "stack", "ok", {"backend": "b", "resets_reach_clients": resets_reach_clients})
+
+
+def test_reset_reached_client_asks_for_a_close_only_where_the_path_turns_resets_into_closes():
+    check = checks.reset_reached_client("pg")
+    fin = [failed_op(2.0, "ConnectionDoesNotExistError"), failed_op(2.1, "ConnectionError")]
+    assert check(history_with([stack(True)] + phases() + fin)).result == FAIL  # a RST could have come: it did not
+    relayed = check(history_with([stack(False)] + phases() + fin))
+    assert relayed.result == PASS and "reaches the client as a close" in relayed.evidence
+    nothing = check(history_with([stack(False)] + phases() + [failed_op(2.0, "ConnectionError")]))
+    assert nothing.result == FAIL  # a forwarder still cannot make a refused connect count
