@@ -137,6 +137,9 @@ class Direction:
             return
         stage = self.stages[index]
         was_closed = stage.closed
+        settle = getattr(stage.defn.toxic, "settle", None)  # a protocol toxic hands its session over in step
+        if settle is not None and not was_closed and stage.stub is not None:
+            await settle(stage.stub)
         await stage.stop()
         cleanup = getattr(stage.defn.toxic, "cleanup", None)
         if cleanup is not None and not was_closed and stage.stub is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -167,8 +166,10 @@ def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_class(chaos_stack
     from lab.faults.fd import FLOOD_APPLICATION
     from lab.faults.memory import MemoryTrigger
 
-    if kind == "protocol_toxic" and os.environ.get("LAB_TEST_BACKEND", "local") != "local":
-        pytest.skip("protocol-aware toxics are lab.proxy's own; the compose backend runs Toxiproxy")
+    if kind == "protocol_toxic":
+        flavour = running(Settings.from_env(chaos_stack.env)).proxy_flavour()
+        if flavour != "lab.proxy":
+            pytest.skip(f"protocol-aware toxics are lab.proxy's own; this stack's proxy is {flavour}")
 
     env = {**chaos_stack.env, "LAB_SCENARIO_PATH": str(SCENARIO_DIR), "HEAL_FAULT": kind, "HEAL_FAULT_S": "60"}
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "one_fault"], cwd=ROOT, env=env,

@@ -88,6 +88,33 @@ async def test_a_failure_inside_a_transaction_fails_it_on_the_server_too(stack, 
         await direct.close()
 
 
+@pytest.mark.parametrize("protocol", ["extended", "simple"])
+async def test_removed_while_its_rewritten_statement_is_answered_the_session_stays_in_step(stack, proxy, protocol):
+    """The heal of a scenario removes the toxic whenever it comes: here while the server's answer to a statement
+    the toxic rewrote is still on its way (held by a latency toxic after it). The answer's extra
+    ReadyForQuery must still be dropped: the client gets exactly the error it is owed and the session goes on."""
+    await add(proxy, "ser", pattern="lab_in_flight", sqlstate="40001")
+    conn = await connect(stack)  # a session the toxic follows from its start: it knows what is prepared
+    statement = "SELECT 'lab_in_flight'"
+    try:
+        prepared = await conn.prepare(statement)  # Parse and Describe pass; from now on one round trip a call
+        # after the toxic on the way up: what it rewrote reaches the server 400 ms later
+        await proxy.add_toxic("postgres", "latency", name="slow_requests", stream="upstream",
+                              attributes={"latency": 400})
+        call = prepared.fetchval() if protocol == "extended" else conn.execute(statement)
+        pending = asyncio.ensure_future(asyncio.wait_for(call, CALL_S))
+        await asyncio.sleep(0.15)  # rewritten by the toxic, not yet answered by the server
+        await proxy.remove_toxic("postgres", "ser")
+        with pytest.raises(asyncpg.SerializationError):
+            await pending
+        await proxy.remove_toxic("postgres", "slow_requests")
+        assert await asyncio.wait_for(conn.fetchval("SELECT 5"), CALL_S) == 5
+        assert await asyncio.wait_for(conn.fetchval(statement), CALL_S) == "lab_in_flight"
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+
+
 async def test_a_toxic_added_to_a_session_under_way_knows_its_cached_statements(stack, proxy):
     conn = await connect(stack)
     try:

@@ -43,6 +43,7 @@ created with (see ``Stub``); messages longer than 1 MiB pass unread.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -65,6 +66,8 @@ DEFAULT_MESSAGES = {
 }
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}\Z")
 _FATAL_STATES = ("57P01", "53300")
+#: removal waits at most this long for the server's answer to a statement the toxic rewrote (see ``settle``)
+SETTLE_S = 2.0
 #: Message types whose content the requests side reads; others pass as soon as their header is in.
 _READ_REQUESTS = frozenset((b"", b"Q", b"P", b"B", b"C"))
 _READ_RESPONSES = frozenset((b"E", b"Z", b"D"))
@@ -104,6 +107,7 @@ class Session:
     plan: deque[Reply | Lookup | SslAnswer | Answer] = dataclasses.field(default_factory=deque)
     stepped_aside: bool = False
     dead: bool = False  # the toxic ended the session: client bytes are dropped
+    retiring: bool = False  # the toxic is being removed: no new statement is failed
     # requests side
     req_buf: bytearray = dataclasses.field(default_factory=bytearray)
     startup: bool = True
@@ -281,7 +285,7 @@ class Postgres(Toxic):
             buf.clear()
 
     def _request_hits(self, stub: Stub, st: Session, kind: bytes, message: bytes | None) -> bool:
-        if message is None or st.swallowing:
+        if message is None or st.swallowing or st.retiring:
             return False
         if kind == b"":
             code = wire.startup_code(message)
@@ -454,6 +458,33 @@ class Postgres(Toxic):
         return closed
 
     # -- removal -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _in_flight(st: Session) -> bool:
+        """A rewrite not yet answered: a batch still swallowed up to its Sync, a ReadyForQuery or error the
+        responses side must drop, or a lookup whose answer the client must not see."""
+        return bool(st.swallowing) or st.looking_up or any(
+            isinstance(item, Lookup) or (isinstance(item, Reply) and (item.drop_ready or item.drop_error_if_failed))
+            for item in st.plan)
+
+    async def settle(self, stub: Stub) -> None:
+        """Before the toxic leaves a live connection: fail no new statement, and wait until what it rewrote has
+        been answered, so the session is handed over where client and server agree (removed mid-rewrite, the
+        server's extra ReadyForQuery would reach the client and desync it). Bounded by SETTLE_S: a server that
+        has not answered by then (paused, partitioned) gets the connection closed, as a client sees a
+        connection die, never a desynced one."""
+        st = stub.state
+        if not isinstance(st, Session):
+            return
+        st.retiring = True
+        deadline = time.monotonic() + SETTLE_S
+        while self._in_flight(st) and not stub.closed and not st.dead:
+            if time.monotonic() >= deadline:
+                log.warning("postgres toxic: removed with a rewritten statement unanswered for %.1fs: closing the "
+                            "connection rather than desyncing it", SETTLE_S)
+                stub.close()
+                return
+            await asyncio.sleep(0.005)
 
     def cleanup(self, stub: Stub) -> None:
         """Pass on what this side holds: nothing a client is owed is lost when the toxic goes.
