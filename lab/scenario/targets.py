@@ -359,14 +359,10 @@ class GroupConsumer:
                 raise
             except Exception:  # an outage: keep polling, aiokafka reconnects
                 await asyncio.sleep(0.2)
-            self._polled()
             membership = self._membership()
             if membership != self.members[-1] if self.members else False:
                 self.members.append(membership)
                 self.history.add("probe", OK, name="kafka.membership", evidence=f"member {membership}")
-
-    def _polled(self) -> None:
-        """Called after every poll: nothing to do here (a mutant reacts to the outage here)."""
 
     async def probes(self, acked: list[str]) -> None:
         """Every acked message consumed (``kafka.consumed``); the membership kept (``kafka.kept_membership``) or

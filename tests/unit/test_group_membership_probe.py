@@ -11,7 +11,7 @@ import pytest
 
 from lab.config import Settings
 from lab.scenario.history import FAIL, OK, History
-from lab.scenario.mutants import DropsGroupConsumer
+from lab.scenario.mutants import drop_membership_when_dead
 from lab.scenario.targets import GroupConsumer
 
 pytestmark = pytest.mark.unit
@@ -22,6 +22,9 @@ class FakeCoordinator:
 
     def __init__(self, member_id: str, generation: int) -> None:
         self.member_id, self.generation, self.coordinator_id, self.resets = member_id, generation, 1, 0
+
+    def coordinator_dead(self) -> None:
+        self.coordinator_id = None
 
     def reset_generation(self) -> None:
         self.resets += 1
@@ -51,17 +54,12 @@ def test_a_new_member_id_or_generation_rejoined_and_did_not_keep_its_membership(
         assert got["kafka.kept_membership"] == FAIL and got["kafka.rejoined"] == OK
 
 
-def test_the_mutant_drops_its_membership_once_per_lost_coordinator():
+def test_the_mutant_drops_its_membership_each_time_its_coordinator_is_marked_dead():
     coordinator = FakeCoordinator("m1", 1)
-    group = consumer(DropsGroupConsumer, ("m1", 1), coordinator)
-    group._polled()
-    assert coordinator.resets == 0  # coordinator known: nothing happens
-    coordinator.coordinator_id = None
-    group._polled()
-    group._polled()
-    assert coordinator.resets == 1  # one outage, one drop
+    drop_membership_when_dead(coordinator)
+    coordinator.coordinator_dead()
+    coordinator.coordinator_dead()  # already dead: no second drop
+    assert coordinator.resets == 1 and (coordinator.member_id, coordinator.generation) == ("", -1)
     coordinator.coordinator_id = 1
-    group._polled()
-    coordinator.coordinator_id = None
-    group._polled()
+    coordinator.coordinator_dead()
     assert coordinator.resets == 2
