@@ -295,14 +295,17 @@ def opened_because(component: str, reason_contains: str) -> Check:
 def breaker_ignores_cancellations(component: str) -> Check:
     """Many calls were cancelled, and the breaker's own counts hold none of them: it recorded exactly one
     outcome per call that completed (succeeded or failed) and stayed CLOSED. With no breaker's counts at all,
-    nothing guards the calls."""
+    nothing guards the calls.
+
+    A failure is judged on whatever was cancelled (a breaker that counts cancellations may open after a few,
+    and then refuses the calls that would have been cancelled); only a pass needs many cancellations."""
     def check(history: History) -> Verdict:
         final = history.phase("final")
         before = final[0] if final else float("inf")  # the final probes' own calls are not the workload's
         ops = [e for e in _ops(history, component) if e.t < before]
         cancelled = [e for e in ops if e.get("error_class") == "Cancelled"]
-        if len(cancelled) < 10:
-            return Verdict("", UNKNOWN, f"only {len(cancelled)} calls were cancelled: too few to tell")
+        if not cancelled:
+            return Verdict("", UNKNOWN, "no call was cancelled: nothing to tell")
         outcomes = [e for e in history.of("outcome", component=component) if e.t < before]
         if not outcomes:
             return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {component} calls: "
@@ -315,6 +318,8 @@ def breaker_ignores_cancellations(component: str) -> Check:
         moves = _transitions(history, component)
         if moves:
             return Verdict("", FAIL, f"{component} breaker moved {[e.get('to') for e in moves]} under cancellations")
+        if len(cancelled) < 10:
+            return Verdict("", UNKNOWN, f"only {len(cancelled)} calls were cancelled: too few to tell")
         return Verdict("", PASS, f"{len(cancelled)} calls cancelled mid-flight; the {component} breaker recorded "
                                  f"{len(outcomes)} outcomes for {len(completed)} completed calls and stayed CLOSED")
     return _with_breaker(component, check)

@@ -75,6 +75,21 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "pg_transactions_autocommit": {
         "pg_serialization_failures": ("pg: each committed exactly once, failed attempts left nothing",),
     },
+    # a backoff no success resets: every call after the outage still waits it out (only the latency shows it)
+    "pg_backoff_never_reset": {
+        name: ("pg: latency back to baseline",)
+        for name in ("postgres_restart", "network_partition", "blackhole", "bandwidth_starvation", "cancellation_storm",
+                     "connection_exhaustion", "fd_exhaustion", "flapping_network", "reset_peer_mid_query",
+                     "latency_injection", "pg_admin_shutdown", "pg_serialization_failures")},
+    "pool_leaks_on_error": {
+        "pg_serialization_failures": ("pg: pool recovered, no leaked sessions",),
+    },
+    "producer_resends_slow_acks": {
+        "kafka_not_leader": ("kafka: no duplicate the ledger cannot explain",),
+    },
+    "consumer_drops_group": {
+        "kafka_partition": ("consumer kept its membership",),
+    },
     "pg_no_timeouts": {
         name: ("pg: every call returns by its own timeout",) for name in ("blackhole", "bandwidth_starvation")},
     "kafka_errors_untranslated": {
@@ -117,44 +132,17 @@ PROXY_EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-_NO_WAIT = ("the fault refuses, resets or answers at once: no call can wait on it, so a client without timeouts "
-            "passes too (pg_no_timeouts measured passing on pg_admin_shutdown, pg_serialization_failures, "
-            "postgres_oom)")
-_SLOW_BUT_OK = ("no mutant found that leaves calls successful but slow after recovery: every mutant that breaks "
-                "recovery fails the pool probe first, and the latency probe then does not run (unknown)")
-_FAULT_BIT = "it checks that the fault took effect, not the client: only a broken fault could fail it"
+_OOM_UNMEASURED = ("not measured: the memory cgroup cannot be created on the machine the matrix was last measured "
+                   "on (StackError: cannot create cgroup); candidates: pg_backoff_never_reset (latency), "
+                   "pool_leaks_on_error (pool, recovered)")
 
 #: scenario -> check -> why no mutant is listed to fail it. ``uncovered()`` must equal exactly this (a test says
 #: so): a check that gains a mutant leaves this list, and a new check no mutant fails must be argued for here.
+#: Checks removed rather than covered (issue 11 allows it), and why, are in the README's matrix section;
+#: preconditions (the fault took effect) are not checks and are not in the matrix.
 UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
-    **{name: {"pg: latency back to baseline": _SLOW_BUT_OK}
-       for name in ("bandwidth_starvation", "blackhole", "cancellation_storm")},
-    **{name: {"pg: every call returns by its own timeout": _NO_WAIT, "pg: latency back to baseline": _SLOW_BUT_OK}
-       for name in ("connection_exhaustion", "fd_exhaustion", "flapping_network", "network_partition",
-                    "postgres_restart", "reset_peer_mid_query")},
-    "latency_injection": {
-        "pg: every call returns by its own timeout": "the delay (2 round trips of 400 ms) is under the command "
-                                                     "timeout: no call waits past it, with or without timeouts",
-        "pg: only expected errors": "the fault slows calls and raises no driver error to leave untranslated",
-        "pg: latency back to baseline": _SLOW_BUT_OK},
-    "pg_admin_shutdown": {"pg: the fault killed sessions": _FAULT_BIT,
-                          "pg: every call returns by its own timeout": _NO_WAIT,
-                          "pg: latency back to baseline": _SLOW_BUT_OK},
-    "pg_serialization_failures": {
-        "pg: every call returns by its own timeout": _NO_WAIT,
-        "pg: pool recovered, no leaked sessions": "nothing is cancelled or broken there: no pool mutant leaks",
-        "pg: latency back to baseline": _SLOW_BUT_OK},
-    "postgres_oom": {
-        "the memory limit bit: queries were killed": _FAULT_BIT, "pg: calls failed during the fault": _FAULT_BIT,
-        "pg: every call returns by its own timeout": _NO_WAIT,
-        "pg: recovered": "no mutant found: breaker_never_half_opens passed every check there in the one run "
-                         "measured", "pg: pool recovered, no leaked sessions": "as pg: recovered",
-        "pg: latency back to baseline": _SLOW_BUT_OK},
-    "kafka_not_leader": {"kafka: no duplicate the ledger cannot explain": "no mutant writes a message twice"},
-    "kafka_partition": {"consumer kept its membership": "the group consumer takes no mutant yet (it is built by "
-                                                        "lab/scenario/targets.py, the same in every mode)"},
-    "kafka_written_not_acked": {"kafka: no acknowledged message lost": "the fault writes every produce request: "
-                                                                       "nothing acknowledged can go missing"},
+    "postgres_oom": {"pg: recovered": _OOM_UNMEASURED, "pg: pool recovered, no leaked sessions": _OOM_UNMEASURED,
+                     "pg: latency back to baseline": _OOM_UNMEASURED},
     "kafka_partition_long": {check: "needs Apache Kafka (the compose backend); the matrix is measured on the local "
                                     "backend only" for check in (
         "kafka: breaker opens when its window reaches a threshold", "kafka: HALF_OPEN after the wait",

@@ -30,6 +30,10 @@ class FaultContext(FaultFactory):
     profile: ClientProfile
 
 
+def no_preconditions(profile: ClientProfile) -> list[tuple[str, Check]]:
+    return []
+
+
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     name: str
@@ -37,6 +41,9 @@ class Scenario:
     components: tuple[str, ...]  # the stack components its workload exercises: "pg", "kafka"
     faults: Callable[[FaultContext], list[Any]]
     checks: Callable[[ClientProfile], list[tuple[str, Check]]]
+    # what must be true of the fault for the checks to mean anything (it killed sessions, the memory limit bit):
+    # judged like checks, but unmet makes the verdict UNKNOWN, not FAIL; they are not in the check-by-mutant matrix
+    preconditions: Callable[[ClientProfile], list[tuple[str, Check]]] = no_preconditions
     profile: ClientProfile = ClientProfile()
     pass_criteria: str = ""
     baseline_s: float = 1.0

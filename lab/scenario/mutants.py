@@ -21,11 +21,14 @@ from typing import Any, AsyncIterator, Callable
 import asyncpg
 
 from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClient, PostgresSettings
+from ..clients.envelope import Envelope, encode as encode_envelope
+from ..clients.pg_errors import translated
 from ..clients.ledger import ACKED as DELIVERY_ACKED, UNKNOWN as DELIVERY_UNKNOWN
 from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
 from ..resilience.retry import RetryPolicy
 from ..resilience.states import HalfOpen
+from .targets import GroupConsumer
 
 
 def _same(value: Any) -> Any:
@@ -44,6 +47,7 @@ class Mutant:
     pg_settings: Callable[[PostgresSettings], PostgresSettings] = _same
     kafka_settings: Callable[[KafkaSettings], KafkaSettings] = _same
     kafka_producer_class: type[KafkaProducer] = KafkaProducer
+    group_consumer_class: type[GroupConsumer] = GroupConsumer
 
 
 # -- the breaker ---------------------------------------------------------------------------------------------------
@@ -115,6 +119,30 @@ class LeakOnCancelClient(PostgresClient):
         await super()._release(conn, pid, broken)
 
 
+class LeakOnErrorClient(PostgresClient):
+    """A call that raised (failed or was cancelled) never hands its connection back to the pool, nor closes it:
+    the release sits on the success path only."""
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
+        limit = timeout or self.settings.command_timeout_s
+
+        async def operation() -> Any:
+            conn, pid = await self._acquire()
+            with translated(f"{method} (command timeout {limit:g}s)"):
+                result = await getattr(conn, method)(query, *args, timeout=limit)
+            await self._release(conn, pid, broken=False)  # the mutation: not in a ``finally``
+            return result
+
+        return await self.breaker.call(operation)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        conn, pid = await self._acquire()
+        with translated("a command on a pooled connection"):
+            yield conn
+        await self._release(conn, pid, broken=False)  # the mutation: not in a ``finally``
+
+
 class _UntranslatedClient(PostgresClient):
     """What the error table turned into a LabError reaches the caller raw when it is one of ``raw``: that row of
     the table is gone. The breaker still counts it (the error is unwrapped outside the breaker)."""
@@ -157,6 +185,40 @@ class AutocommitTransactionClient(PostgresClient):
     async def transaction(self) -> AsyncIterator[Any]:
         async with self.breaker:
             async with self.connection() as conn:
+                yield conn
+
+
+class BackoffNeverResetClient(PostgresClient):
+    """A backoff before each call that doubles on every call that did not succeed (failed, refused or cancelled),
+    from FIRST_BACKOFF_S up to MAX_BACKOFF_S, and that a success never resets: after an outage every call is
+    still successful, and still waits out the backoff first. The breaker times only the call itself (the wait
+    comes before it), so only the latency after recovery shows it."""
+
+    FIRST_BACKOFF_S = 0.3
+    MAX_BACKOFF_S = 1.2
+
+    def __init__(self, settings: PostgresSettings, breaker: CircuitBreaker | None = None) -> None:
+        super().__init__(settings, breaker)
+        self.backoff_s = 0.0
+
+    @contextlib.asynccontextmanager
+    async def _backing_off(self) -> AsyncIterator[None]:
+        try:
+            await asyncio.sleep(self.backoff_s)
+            yield
+        except BaseException:
+            self.backoff_s = min(self.MAX_BACKOFF_S, max(self.FIRST_BACKOFF_S, 2 * self.backoff_s))
+            raise
+        # the mutation: the resilient version would reset ``self.backoff_s = 0.0`` here, on success
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
+        async with self._backing_off():
+            return await super()._run(method, query, args, timeout)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        async with self._backing_off():
+            async with super().transaction() as conn:
                 yield conn
 
 
@@ -213,9 +275,60 @@ class UntranslatedKafkaProducer(KafkaProducer):
         return delivery
 
 
+class ResendsSlowAckProducer(KafkaProducer):
+    """A send acknowledged only after the driver's retries (slower than RESEND_AFTER_S) is sent once more, as an
+    application retry on a "slow" send would, without looking at the acknowledgement: a second copy of an
+    acknowledged message, which the ledger (one entry, acked) cannot explain."""
+
+    RESEND_AFTER_S = 0.2
+
+    async def send_envelope(self, topic: str, envelope: Envelope, key: bytes | None = None) -> Any:
+        delivery = await super().send_envelope(topic, envelope, key)
+        producer = self._producer
+        if delivery.status == DELIVERY_ACKED and delivery.resolved_at - delivery.sent_at > self.RESEND_AFTER_S \
+                and producer is not None:
+            value, headers = encode_envelope(envelope)
+            with contextlib.suppress(Exception):  # the copy's fate is not recorded: that is the mutation
+                await asyncio.wait_for(producer.send_and_wait(
+                    topic, value, key=key if key is not None else envelope.id.encode(), headers=headers),
+                    self.settings.send_deadline_s)
+        return delivery
+
+
 def _no_deadlines(settings: KafkaSettings) -> KafkaSettings:
     """Sends wait as long as raw aiokafka would (two minutes), not the scenario's deadline."""
     return dataclasses.replace(settings, send_deadline_s=240.0, request_timeout_s=120.0)
+
+
+# -- the consumer ----------------------------------------------------------------------------------------------
+
+class DropsGroupConsumer(GroupConsumer):
+    """Whenever its group coordinator is marked dead (any outage, however short) the member gives up its
+    membership (member id and generation) and joins the group again as a new member once the coordinator
+    answers: a rebalance where the session timeout says none is due.
+
+    It hooks aiokafka's ``coordinator_dead`` itself: watching for a lost coordinator between polls misses an
+    outage that a blocked commit spans (measured: membership kept in one run of five)."""
+
+    async def start(self) -> None:
+        await super().start()
+        coordinator = getattr(self.consumer, "_coordinator", None)  # aiokafka has no public accessor
+        if coordinator is not None:
+            drop_membership_when_dead(coordinator)
+
+
+def drop_membership_when_dead(coordinator: Any) -> None:
+    """Make aiokafka's group ``coordinator`` forget its member id and generation each time it marks a known
+    coordinator dead (the mutation: a lost coordinator taken for a lost membership)."""
+    mark_dead = coordinator.coordinator_dead
+
+    def coordinator_dead() -> None:
+        known = coordinator.coordinator_id is not None
+        mark_dead()
+        if known:
+            coordinator.reset_generation()
+
+    coordinator.coordinator_dead = coordinator_dead
 
 
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
@@ -237,6 +350,12 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            pg_client_class=UntranslatedTimeoutClient),
     Mutant("pg_driver_error_untranslated", "asyncpg's own errors (PostgresError, InterfaceError, "
            "InternalClientError) reach the caller untranslated", pg_client_class=UntranslatedDriverErrorClient),
+    Mutant("pg_backoff_never_reset", "a backoff before each call grows on every failure and is never reset by a "
+           "success: calls succeed after recovery, but slowly", pg_client_class=BackoffNeverResetClient),
+    Mutant("pool_leaks_on_error", "a call that raised never hands its connection back to the pool",
+           pg_client_class=LeakOnErrorClient),
+    Mutant("consumer_drops_group", "the group consumer leaves its group (new member id and generation) whenever "
+           "its coordinator is lost, however short the outage", group_consumer_class=DropsGroupConsumer),
     Mutant("pg_no_timeouts", "connect, acquire and command wait two minutes, not the profile's timeouts",
            pg_settings=_pg_no_timeouts),
     Mutant("pg_transactions_not_retried", "a transaction the server rolled back (40001/40P01) is not run again",
@@ -249,6 +368,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            kafka_producer_class=DropsUnknownProducer),
     Mutant("producer_unknown_as_acked", "a send of unknown outcome is reported (and recorded) as acknowledged",
            kafka_producer_class=UnknownAsAckedProducer),
+    Mutant("producer_resends_slow_acks", "a send acknowledged after retries is sent once more (a duplicate of an "
+           "acknowledged message)", kafka_producer_class=ResendsSlowAckProducer),
     Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",
            kafka_settings=_no_deadlines),
 )}

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from ..config import Settings
 from ..errors import LabError
 from ..faults import FaultLedger, heal_ledger
-from .checks import Check, Verdict, probe_passes, run_check, worst
+from .checks import PASS, Check, Verdict, probe_passes, run_check, worst
 from .history import OK, UNKNOWN, History
 from .model import FaultContext, Scenario
 from .resources import no_resource_growth, sampler_for
@@ -130,14 +130,28 @@ async def _fault_and_recovery(scenario: Scenario, settings: Settings, ledger: Fa
     phase("recovery", "end")
 
 
-def analyze(history: History, checks: Sequence[tuple[str, Check]]) -> list[Verdict]:
-    """The verdict of each named check on ``history``, plus "faults healed"; a run that ended in an error is one
-    UNKNOWN verdict naming it. Pure: reads the history only."""
+def analyze(history: History, checks: Sequence[tuple[str, Check]],
+            preconditions: Sequence[tuple[str, Check]] = ()) -> list[Verdict]:
+    """The verdict of each precondition ("precondition: NAME") and each named check on ``history``, plus "faults
+    healed"; a run that ended in an error is one UNKNOWN verdict naming it. Pure: reads the history only.
+
+    A precondition says the fault took effect. One that did not pass is UNKNOWN, and so is every check: what
+    they would have said is kept in the evidence, but a fault that did not bite proves nothing either way.
+    "faults healed" is judged regardless (it is about the lab, not the client)."""
     errors = [e.get("error") for e in history.of("error")]
     if errors:
         return [Verdict("infrastructure", UNKNOWN, "; ".join(errors))]
-    checks = list(checks) + [("faults healed", probe_passes("faults.healed"))]
-    return [run_check(name, check, history) for name, check in checks]
+    met = [run_check(f"precondition: {name}", check, history) for name, check in preconditions]
+    unmet = [v for v in met if v.result != PASS]
+    met = [dataclasses.replace(v, result=UNKNOWN, evidence=f"not met: {v.evidence}") if v in unmet else v
+           for v in met]
+    judged = [run_check(name, check, history) for name, check in checks]
+    if unmet:
+        names = ", ".join(v.check.removeprefix("precondition: ") for v in unmet)
+        judged = [dataclasses.replace(v, result=UNKNOWN, evidence=f"unknown: the fault did not take effect "
+                                                                  f"({names}); the check said {v.result}: {v.evidence}")
+                  for v in judged]
+    return met + judged + [run_check("faults healed", probe_passes("faults.healed"), history)]
 
 
 def measure(history: History) -> dict[str, float]:
@@ -167,9 +181,11 @@ async def run(scenario: Scenario, target: Target, settings: Settings,
     history = await run_case(scenario, target, settings, on_phase)
     own_checks = getattr(target, "checks", None)  # a black box (HTTP) is judged by its own kind of checks
     checks = own_checks(scenario.profile) if own_checks else scenario.checks(scenario.profile)
+    # a black box's own checks come with no preconditions: the scenario's are judged on the lab clients' calls
+    preconditions = [] if own_checks else scenario.preconditions(scenario.profile)
     if any(history.of("sampler")):  # the sampler ran (it records itself when it stops): its check applies
         checks = checks + [("no fd or connection growth", no_resource_growth())]
-    verdicts = analyze(history, checks)
+    verdicts = analyze(history, checks, preconditions)
     errors = [e.get("error") for e in history.of("error")]
     mutant = getattr(target, "mutant", None)
     return ScenarioResult(scenario.name, bool(getattr(target, "negative", False)), worst(verdicts), verdicts,

@@ -6,7 +6,7 @@ from lab.scenario import Scenario
 from lab.scenario import checks
 from lab.scenario.protocol_targets import TXN_MARKER, PgTxnLane
 
-from ._common import PG_ERRORS, call_bound_s, pool_recovered
+from ._common import PG_ERRORS, pool_recovered
 
 SCENARIO = Scenario(
     needs_lab_proxy="its fault is one of lab.proxy's protocol-aware toxics, which Toxiproxy does not have",
@@ -21,7 +21,7 @@ SCENARIO = Scenario(
         ("pg: 40001 transactions were rerun", checks.probe_passes("pg.retried")),
         ("pg: every transaction committed", checks.probe_passes("pg.all_committed")),
         ("pg: each committed exactly once, failed attempts left nothing", checks.probe_passes("pg.exactly_once")),
-        ("pg: every call returns by its own timeout", checks.calls_bounded("pg", 3 * call_bound_s("pg", p))),
+        # no "every call returns by its own timeout": the 40001 is answered at once, no call can wait on it
         ("pg: only expected errors", checks.only_expected_errors("pg", PG_ERRORS)),
     ] + pool_recovered(),
 )

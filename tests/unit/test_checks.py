@@ -102,6 +102,17 @@ def test_cancellations_are_judged_by_the_breakers_own_counts():
     assert probed.result == PASS, "the final probes' calls are not the workload's"
 
 
+def test_a_few_cancellations_counted_fail_but_a_few_ignored_are_too_few_to_pass():
+    """A breaker that counts cancellations can open after a handful and refuse the rest: the count is wrong
+    however few were cancelled (measured: 9 cancellations under cancellations_counted, once)."""
+    ops = [op(1.0 + i / 10, "unknown", "Cancelled") for i in range(5)] + [op(2.5 + i / 10) for i in range(5)]
+    counted = checks.breaker_ignores_cancellations("pg")(
+        history_with(phases() + ops + [outcome(3, "ok")] * 5 + [outcome(3, "fail")] * 5))
+    assert counted.result == FAIL, counted
+    few = checks.breaker_ignores_cancellations("pg")(history_with(phases() + ops + [outcome(3, "ok")] * 5))
+    assert few.result == UNKNOWN and "too few" in few.evidence, few
+
+
 @pytest.mark.parametrize("delay, expected", [(1.0, PASS), (1.1, PASS), (1.3, PASS), (0.8, FAIL)])
 def test_half_open_no_sooner_than_the_wait_and_later_only_with_the_next_call(delay, expected):
     events = phases() + [move(1.2, "CLOSED", "OPEN"), move(1.2 + delay, "OPEN", "HALF_OPEN")]
