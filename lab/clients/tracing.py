@@ -75,10 +75,12 @@ class ClientSpans:
     def __init__(self, tracer: Any) -> None:
         from opentelemetry import trace
         from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace.span import TraceState
 
         self.tracer = tracer
         self._trace = trace
         self._span_context, self._trace_flags, self._non_recording = SpanContext, TraceFlags, NonRecordingSpan
+        self._trace_state = TraceState
         self._internal, self._client = SpanKind.INTERNAL, SpanKind.CLIENT
         self._producer, self._consumer = SpanKind.PRODUCER, SpanKind.CONSUMER
         self._status, self._error = Status, StatusCode.ERROR
@@ -111,8 +113,10 @@ class ClientSpans:
         return self.tracer.start_span(f"send {topic}", kind=self._producer, attributes=attributes)
 
     def headers_for(self, span: Any, headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
-        """``headers`` carrying ``span``'s context as ``traceparent`` / ``tracestate``."""
-        return with_context(headers or [], self.context_of(span))
+        """``headers`` carrying ``span``'s context as ``traceparent`` / ``tracestate``; unchanged when the span
+        has no valid context (a no-op tracer's): W3C forbids propagating all-zero ids."""
+        context = self.context_of(span)
+        return with_context(headers or [], context) if context is not None else headers or []
 
     def end_send(self, span: Any, delivery: "Delivery") -> None:
         """End a send's span with what became of the send."""
@@ -126,8 +130,8 @@ class ClientSpans:
             span.set_status(self._status(self._error, f"{delivery.status}: {delivery.error_class}"))
             context = self.context_of(span)
             log_event(log, logging.INFO, "send not acknowledged", message_id=delivery.message_id,
-                      status=delivery.status, error_class=delivery.error_class, trace_id=context.trace_id,
-                      span_id=context.span_id)
+                      status=delivery.status, error_class=delivery.error_class,
+                      trace_id=context.trace_id if context else None, span_id=context.span_id if context else None)
         span.end()
 
     def end_send_future(self, span: Any, future: "asyncio.Future[Delivery]") -> None:
@@ -183,19 +187,19 @@ class ClientSpans:
 
     # -- contexts ------------------------------------------------------------------------
 
-    def context_of(self, span: Any) -> TraceContext:
-        """The W3C context of an OpenTelemetry span."""
+    def context_of(self, span: Any) -> TraceContext | None:
+        """The W3C context of an OpenTelemetry span; None for an invalid one (a no-op tracer's)."""
         context = span.get_span_context()
+        if not context.is_valid:
+            return None
         return TraceContext(format(context.trace_id, "032x"), format(context.span_id, "016x"),
                             int(context.trace_flags), tuple(context.trace_state.items()))
 
     def parent(self, carried: TraceContext) -> Any:
         """An OpenTelemetry context whose current span is the remote one ``carried`` names."""
-        from opentelemetry.trace.span import TraceState
-
         remote = self._span_context(int(carried.trace_id, 16), int(carried.span_id, 16), is_remote=True,
                                     trace_flags=self._trace_flags(carried.flags),
-                                    trace_state=TraceState(list(carried.tracestate)))
+                                    trace_state=self._trace_state(list(carried.tracestate)))
         return self._trace.set_span_in_context(self._non_recording(remote))
 
 

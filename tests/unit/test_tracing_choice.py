@@ -38,6 +38,20 @@ def test_a_given_tracer_routes_the_traced_methods_in_for_that_client_only():
     assert pg._run == pg._traced_run and pg._acquire == pg._traced_acquire
 
 
+def test_a_no_op_tracers_span_puts_no_context_in_the_headers():
+    """W3C: an all-zero trace id is never propagated (a no-op tracer's spans have one)."""
+    from opentelemetry.trace import NoOpTracer
+
+    spans = client_spans(NoOpTracer(), "lab.tests")
+    assert spans is not None
+    span = spans.start_send("topic", "conv-1")
+    assert spans.headers_for(span, [("env.id", b"1")]) == [("env.id", b"1")]
+    recording = client_spans(trace_sdk.TracerProvider().get_tracer("tests"), "lab.tests")
+    assert recording is not None
+    sent = recording.headers_for(recording.start_send("topic", None), [("env.id", b"1")])
+    assert [name for name, _ in sent] == ["env.id", "traceparent"]
+
+
 def _line(logger_name: str, message: str) -> dict:
     record = logging.LogRecord(logger_name, logging.INFO, __file__, 1, message, None, None)
     record.fields = {"message_id": "m-1"}
