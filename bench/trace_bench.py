@@ -1,7 +1,7 @@
 """What tracing costs per call: off (no tracer), the OpenTelemetry API's no-op tracer, and the SDK exporting nothing.
 
-    python bench/trace_bench.py [--rounds 101] [--records 500] [--stack] [--sends 2000] [--queries 500]
-                                [--json FILE]
+    python bench/trace_bench.py [--rounds 1001] [--records 100] [--stack] [--stack-rounds 11] [--sends 2000]
+                                [--queries 500] [--json FILE]
 
 Variants, each a fresh client per round:
 * ``off``: no tracer given and no TracerProvider installed: what every client is
@@ -11,20 +11,25 @@ Variants, each a fresh client per round:
 * ``sdk``: an SDK TracerProvider with no span processor: spans made, nothing exported.
 
 In-process part (always): ``KafkaConsumer.poll_envelopes`` over ``--records``
-ready-made records (the client's poll is given them, no broker), against
+ready-made records, ``--rounds`` times (many short rounds: the shared machine's
+bursts of load then land in some rounds of each variant, and the median of the
+per-round differences passes over them) (the client's poll is given them, no broker), against
 ``reference``: the same decode-and-dedup loop with no tracing code at all (the
 consumer as it was before tracing). ``off - reference`` per record is the cost of
 tracing being available and off on the consume path.
 
-``--stack`` part (needs ``python -m lab up``): ``--sends`` pipelined
+``--stack`` part (needs ``python -m lab up``), ``--stack-rounds`` rounds: ``--sends`` pipelined
 ``enqueue_envelope`` per round through the stack's Kafka, and ``--queries``
 sequential ``fetchval('SELECT 1')`` through its Postgres. With tracing off these
 clients run exactly their untraced methods (the traced ones are routed in only
 for a traced client: tests/unit/test_tracing_choice.py), so ``noop - off`` and
 ``sdk - off`` are what turning tracing on costs.
 
-Rounds rotate which variant goes first; reported: each variant's median per
-call, and per-round differences against the baseline as the median with its
+Times are this process's CPU time (``time.process_time``: the client, aiokafka
+and the event loop all run in it), not wall-clock: on the shared 2-core lab
+machine a wall-clock round is mostly time spent waiting for a CPU, which buried a
+difference of a microsecond under quartiles of +-60 us. Rounds rotate which
+variant goes first; reported: each variant's median CPU time per call, and per-round differences against the baseline as the median with its
 quartiles and range (the lab machine is shared: the range shows its noise).
 """
 
@@ -53,6 +58,9 @@ from lab.clients.dedup import SeenIds  # noqa: E402
 from lab.clients.envelope import Envelope, decode, encode  # noqa: E402
 from lab.clients.tracing import installed_tracer  # noqa: E402
 from lab.config import Settings  # noqa: E402
+
+_cpu = time.process_time  # this process's CPU time: a call's own cost, not the time it waited for a CPU
+
 
 TRACERS: dict[str, Callable[[], Any]] = {
     "off": lambda: None,
@@ -84,9 +92,9 @@ async def consume_per_record_us(variant: str, batch: list[ConsumerRecord]) -> fl
     seen = SeenIds(max_ids=len(batch) + 1)
     if variant == "reference":
         gc.disable()  # as for the others: a collection lands in no variant's timing
-        started = time.perf_counter()
+        started = _cpu()
         reference_poll(batch, seen)
-        elapsed = time.perf_counter() - started
+        elapsed = _cpu() - started
         gc.enable()
         return elapsed / len(batch) * 1e6
     consumer = KafkaConsumer(ConsumerSettings("127.0.0.1:1"), tracer=TRACERS[variant]())
@@ -96,9 +104,9 @@ async def consume_per_record_us(variant: str, batch: list[ConsumerRecord]) -> fl
 
     vars(consumer)["poll"] = poll  # the records without a broker; the rest of poll_envelopes as it is
     gc.disable()
-    started = time.perf_counter()
+    started = _cpu()
     events, malformed = await consumer.poll_envelopes(seen)
-    elapsed = time.perf_counter() - started
+    elapsed = _cpu() - started
     gc.enable()
     assert len(events) == len(batch) and not malformed
     return elapsed / len(batch) * 1e6
@@ -144,30 +152,31 @@ async def stack_part(args: argparse.Namespace) -> dict[str, Any]:
         async with KafkaProducer(KafkaSettings(settings.kafka_bootstrap, client_id=f"bench-{variant}"),
                                  tracer=TRACERS[variant]()) as producer:
             await (await producer.enqueue_envelope(topic, envelopes[0]))  # metadata and the first batch
-            started = time.perf_counter()
+            started = _cpu()
             futures = [await producer.enqueue_envelope(topic, e) for e in envelopes]
             await asyncio.gather(*futures)
-            return (time.perf_counter() - started) / len(envelopes) * 1e6
+            return (_cpu() - started) / len(envelopes) * 1e6
 
     async def query(variant: str) -> float:
         async with PostgresClient(PostgresSettings(settings.pg_dsn, min_size=1, max_size=1,
                                                    application_name=f"bench-{variant}"),
                                   tracer=TRACERS[variant]()) as client:
             await client.fetchval("SELECT 1")
-            started = time.perf_counter()
+            started = _cpu()
             for _ in range(args.queries):
                 await client.fetchval("SELECT 1")
-            return (time.perf_counter() - started) / args.queries * 1e6
+            return (_cpu() - started) / args.queries * 1e6
 
     variants = list(TRACERS)
-    return {"kafka_send": summary(await rounds(variants, send, args.rounds), "off"),
-            "pg_query": summary(await rounds(variants, query, args.rounds), "off")}
+    return {"kafka_send": summary(await rounds(variants, send, args.stack_rounds), "off"),
+            "pg_query": summary(await rounds(variants, query, args.stack_rounds), "off")}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=101)
-    parser.add_argument("--records", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=1001)
+    parser.add_argument("--records", type=int, default=100)
+    parser.add_argument("--stack-rounds", type=int, default=11)
     parser.add_argument("--stack", action="store_true", help="also the producer and Postgres on the running stack")
     parser.add_argument("--sends", type=int, default=2000)
     parser.add_argument("--queries", type=int, default=500)
@@ -184,8 +193,8 @@ async def main() -> None:
     show(f"poll_envelopes, {args.records} records x {args.rounds} rounds (in process)", results["consume"])
     if args.stack:
         results.update(await stack_part(args))
-        show(f"enqueue_envelope pipelined, {args.sends} sends x {args.rounds} rounds (stack)", results["kafka_send"])
-        show(f"fetchval('SELECT 1'), {args.queries} queries x {args.rounds} rounds (stack)", results["pg_query"])
+        show(f"enqueue_envelope pipelined, {args.sends} sends x {args.stack_rounds} rounds (stack)", results["kafka_send"])
+        show(f"fetchval('SELECT 1'), {args.queries} queries x {args.stack_rounds} rounds (stack)", results["pg_query"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
