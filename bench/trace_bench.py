@@ -29,8 +29,9 @@ Times are this process's CPU time (``time.process_time``: the client, aiokafka
 and the event loop all run in it), not wall-clock: on the shared 2-core lab
 machine a wall-clock round is mostly time spent waiting for a CPU, which buried a
 difference of a microsecond under quartiles of +-60 us. Rounds rotate which
-variant goes first; reported: each variant's median CPU time per call, and per-round differences against the baseline as the median with its
-quartiles and range (the lab machine is shared: the range shows its noise).
+variant goes first; reported: each variant's median CPU time per call, and
+per-round differences against the baseline as the median with its quartiles
+and range (the lab machine is shared: the range shows its noise).
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ async def main() -> None:
     show(f"poll_envelopes, {args.records} records x {args.rounds} rounds (in process)", results["consume"])
     if args.stack:
         results.update(await stack_part(args))
-        show(f"enqueue_envelope pipelined, {args.sends} sends x {args.stack_rounds} rounds (stack)", results["kafka_send"])
+        show(f"enqueue_envelope pipelined, {args.sends} sends x {args.stack_rounds} rounds (stack)",
+             results["kafka_send"])
         show(f"fetchval('SELECT 1'), {args.queries} queries x {args.stack_rounds} rounds (stack)", results["pg_query"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -75,7 +75,8 @@ async def test_a_message_is_one_trace_from_producer_to_consumer(stack, spans):
     for envelope in received:  # the context travels among the envelope's own headers
         send_context = sends[envelope.id].context
         flags = int(send_context.trace_flags)  # sampled, and (W3C level 2) a random trace id: 03
-        assert envelope.headers["traceparent"] == f"00-{send_context.trace_id:032x}-{send_context.span_id:016x}-{flags:02x}"
+        expected = f"00-{send_context.trace_id:032x}-{send_context.span_id:016x}-{flags:02x}"
+        assert envelope.headers["traceparent"] == expected
 
 
 async def test_a_malformed_traceparent_starts_a_new_trace_and_the_event_still_arrives(stack, spans):

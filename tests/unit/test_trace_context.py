@@ -122,8 +122,10 @@ def test_any_valid_context_round_trips(trace_id, span_id, flags):
     assert parse_traceparent(context.traceparent()) == context
 
 
-@given(st.one_of(st.text(max_size=80), st.binary(max_size=80),
-                 st.builds(lambda tail: HEADER[:tail[0]] + tail[1], st.tuples(st.integers(0, 55), st.text(max_size=8)))))
+_near_valid = st.builds(lambda cut, tail: HEADER[:cut] + tail, st.integers(0, 55), st.text(max_size=8))
+
+
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=80), _near_valid))
 def test_any_input_parses_or_is_a_trace_context_error(value):
     for parse in (parse_traceparent, parse_tracestate):
         try:
