@@ -129,7 +129,7 @@ class ClientSpans:
         if delivery.status != "acked":
             span.set_status(self._status(self._error, f"{delivery.status}: {delivery.error_class}"))
             context = self.context_of(span)
-            log_event(log, logging.INFO, "send not acknowledged", message_id=delivery.message_id,
+            log_event(log, logging.INFO, "traced send not acknowledged", message_id=delivery.message_id,
                       status=delivery.status, error_class=delivery.error_class,
                       trace_id=context.trace_id if context else None, span_id=context.span_id if context else None)
         span.end()
