@@ -11,6 +11,7 @@ from lab.clients import ACKED, ConsumerSettings, KafkaConsumer, KafkaProducer, K
     PostgresSettings
 from lab.clients.dedup import SeenIds
 from lab.clients.envelope import Envelope, encode
+from lab.clients.tracing import handling_context
 
 trace_sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="the [trace] extra is not installed")
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
@@ -77,6 +78,24 @@ async def test_a_message_is_one_trace_from_producer_to_consumer(stack, spans):
         flags = int(send_context.trace_flags)  # sampled, and (W3C level 2) a random trace id: 03
         expected = f"00-{send_context.trace_id:032x}-{send_context.span_id:016x}-{flags:02x}"
         assert envelope.headers["traceparent"] == expected
+
+
+async def test_handling_an_event_and_sending_what_it_caused_continues_its_trace(stack, spans):
+    tracer, exporter = spans
+    topic = f"traced-chain-{uuid.uuid4().hex[:8]}"
+    order = Envelope("order.created", "shop", b"{}", correlation_id="conv-9")
+    async with KafkaProducer(KafkaSettings(stack.kafka), tracer=tracer) as producer:
+        assert (await producer.send_envelope(topic, order)).status == ACKED
+        [received] = await consume(stack, topic, tracer, 1)
+        with tracer.start_as_current_span("handle order", context=handling_context(received)) as handling:
+            payment = received.caused("payment.requested", "billing")
+            assert (await producer.send_envelope(topic, payment)).status == ACKED
+    sends = by_message(exporter.get_finished_spans(), SpanKind.PRODUCER)
+    first, caused = sends[order.id].context, sends[payment.id]
+    assert handling.get_span_context().trace_id == first.trace_id and handling.parent.span_id == first.span_id
+    assert caused.context.trace_id == first.trace_id and caused.parent.span_id == handling.get_span_context().span_id
+    assert caused.attributes["messaging.message.conversation_id"] == "conv-9"  # the correlation id, kept
+    assert handling_context(Envelope("t", "s")) is None  # no trace context carried: a new trace
 
 
 async def test_a_malformed_traceparent_starts_a_new_trace_and_the_event_still_arrives(stack, spans):
