@@ -145,6 +145,7 @@ class PostgresClient:
             self._spans = spans
             route(self, "_run", self._traced_run)
             route(self, "_acquire", self._traced_acquire)
+            route(self, "transaction", self._traced_transaction)
 
     # -- life cycle --------------------------------------------------------------
 
@@ -360,6 +361,12 @@ class PostgresClient:
             async with self.connection() as conn:
                 async with conn.transaction():
                     yield conn
+
+    @contextlib.asynccontextmanager
+    async def _traced_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._spans.transaction(self.settings.application_name):
+            async with type(self).transaction(self) as conn:
+                yield conn
 
     async def run_transaction(self, work: Any, retry: RetryPolicy | None = None) -> Any:
         """``await work(conn)`` inside a transaction; on a serialization failure or deadlock

@@ -12,6 +12,7 @@ left. With one, the client routes the traced methods in for its own instance
     span                      kind      parent                         where
     pg pool acquire           INTERNAL  the current span (the query)   PostgresClient._acquire
     pg <method>               CLIENT    the caller's current span      execute / fetch / fetchrow / fetchval
+    pg transaction            CLIENT    the caller's current span      transaction() / run_transaction (each attempt)
     send <topic>              PRODUCER  the caller's current span      KafkaProducer.enqueue (send, envelopes)
     process <topic>           CONSUMER  the producer's send span       KafkaConsumer.poll_envelopes, per record
 
@@ -63,6 +64,30 @@ def client_spans(tracer: Any | None, instrumentation: str) -> "ClientSpans | Non
     return ClientSpans(chosen) if chosen is not None else None
 
 
+def handling_context(envelope: "Envelope") -> Any | None:
+    """An OpenTelemetry context whose current span is the send span of ``envelope`` (from its ``traceparent``
+    header): start the span that handles the event in it, and the trace goes on from the producer through
+    the consumer to whatever the handling does and sends (``envelope.caused(...)``, sent in that span).
+
+    None when the event carries no trace context or the OpenTelemetry API is not installed; a malformed
+    header raises TraceContextError naming it."""
+    carried = from_headers(envelope.headers)
+    if carried is None:
+        return None
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return _remote_parent(trace, carried)
+
+
+def _remote_parent(trace: Any, carried: TraceContext) -> Any:
+    remote = trace.SpanContext(int(carried.trace_id, 16), int(carried.span_id, 16), is_remote=True,
+                               trace_flags=trace.TraceFlags(carried.flags),
+                               trace_state=trace.TraceState(list(carried.tracestate)))
+    return trace.set_span_in_context(trace.NonRecordingSpan(remote))
+
+
 def route(instance: object, name: str, replacement: Callable[..., Any]) -> None:
     """Make ``instance.name`` call ``replacement`` (an instance attribute shadows the class's method):
     how a traced client swaps in its traced methods once, so an untraced one pays nothing per call."""
@@ -74,13 +99,10 @@ class ClientSpans:
 
     def __init__(self, tracer: Any) -> None:
         from opentelemetry import trace
-        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-        from opentelemetry.trace.span import TraceState
+        from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self.tracer = tracer
         self._trace = trace
-        self._span_context, self._trace_flags, self._non_recording = SpanContext, TraceFlags, NonRecordingSpan
-        self._trace_state = TraceState
         self._internal, self._client = SpanKind.INTERNAL, SpanKind.CLIENT
         self._producer, self._consumer = SpanKind.PRODUCER, SpanKind.CONSUMER
         self._status, self._error = Status, StatusCode.ERROR
@@ -93,6 +115,13 @@ class ClientSpans:
             f"pg {method}", kind=self._client,
             attributes={"db.system.name": "postgresql", "db.operation.name": method, "db.query.text": query,
                         "db.client.connection.pool.name": pool})
+
+    def transaction(self, pool: str) -> ContextManager[Any]:
+        """The current span of one transaction block (its acquire inside; the block's own commands, sent on
+        the connection directly, have no spans of their own)."""
+        return self.tracer.start_as_current_span(  # type: ignore[no-any-return]
+            "pg transaction", kind=self._client,
+            attributes={"db.system.name": "postgresql", "db.client.connection.pool.name": pool})
 
     def acquire(self, pool: str, size: int, idle: int) -> ContextManager[Any]:
         """The current span of one pool acquire (inside a query's span when a query acquires)."""
@@ -197,10 +226,6 @@ class ClientSpans:
 
     def parent(self, carried: TraceContext) -> Any:
         """An OpenTelemetry context whose current span is the remote one ``carried`` names."""
-        remote = self._span_context(int(carried.trace_id, 16), int(carried.span_id, 16), is_remote=True,
-                                    trace_flags=self._trace_flags(carried.flags),
-                                    trace_state=self._trace_state(list(carried.tracestate)))
-        return self._trace.set_span_in_context(self._non_recording(remote))
+        return _remote_parent(self._trace, carried)
 
-
-__all__ = ["ClientSpans", "client_spans", "installed_tracer", "route"]
+__all__ = ["ClientSpans", "client_spans", "handling_context", "installed_tracer", "route"]

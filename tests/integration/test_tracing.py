@@ -114,6 +114,26 @@ async def test_a_malformed_traceparent_starts_a_new_trace_and_the_event_still_ar
     assert "is 22 characters" in process.attributes["lab.trace_context_error"]
 
 
+async def test_a_send_swallowed_by_a_blackhole_ends_its_span_as_unknown_when_it_resolves(stack, proxy, spans):
+    """The span of a send ends when the send resolves, whatever it resolves to: here unknown."""
+    tracer, exporter = spans
+    topic = f"traced-lost-{uuid.uuid4().hex[:8]}"
+    settings = KafkaSettings(stack.kafka, send_deadline_s=2, request_timeout_s=1, stop_timeout_s=1)
+    async with KafkaProducer(settings, tracer=tracer) as producer:
+        assert (await producer.send_envelope(topic, Envelope("warm", "shop"))).status == ACKED
+        await proxy.add_toxic("kafka", "timeout", attributes={"timeout": 0})  # every byte swallowed
+        event = Envelope("order.created", "shop", b"{}", correlation_id="conv-lost")
+        delivery = await producer.send_envelope(topic, event)
+        assert delivery.status == "unknown"
+        [span] = [s for s in exporter.get_finished_spans() if s.attributes.get("messaging.message.id") == event.id]
+        assert span.status.status_code is StatusCode.ERROR and span.attributes["lab.delivery.status"] == "unknown"
+        span_s = (span.end_time - span.start_time) / 1e9
+        # it ended when the send resolved (aiokafka gave up on the batch at the 1 s request timeout), not when
+        # the send was handed over; tolerance 0.1 s for the two clocks read a few calls apart
+        assert delivery.latency_s > 0.5 and abs(span_s - delivery.latency_s) < 0.1, (span_s, delivery.latency_s)
+        await proxy.reset()
+
+
 def pg_settings(stack) -> PostgresSettings:
     return PostgresSettings(dsn=stack.pg_dsn, application_name=f"traced-{uuid.uuid4().hex[:6]}", min_size=1,
                             max_size=2, command_timeout_s=3)
@@ -140,6 +160,18 @@ async def test_queries_and_their_pool_acquires_nest_under_the_callers_span(stack
     assert queries[0].attributes["db.query.text"] == "SELECT $1::int + 1"
     assert queries[0].status.status_code is StatusCode.UNSET
     assert queries[1].status.status_code is StatusCode.ERROR  # the caller's own error, on its span
+
+
+async def test_a_transaction_is_one_span_with_its_acquire_inside(stack, spans):
+    tracer, exporter = spans
+    async with PostgresClient(pg_settings(stack), tracer=tracer) as client:
+        with tracer.start_as_current_span("handler") as handler:
+            assert await client.run_transaction(lambda conn: conn.fetchval("SELECT 7")) == 7
+    finished = exporter.get_finished_spans()
+    [transaction] = [s for s in finished if s.name == "pg transaction"]
+    [acquire] = [s for s in finished if s.name == "pg pool acquire"]
+    assert transaction.parent is not None and transaction.parent.span_id == handler.get_span_context().span_id
+    assert acquire.parent is not None and acquire.parent.span_id == transaction.context.span_id
 
 
 async def test_an_untraced_client_makes_no_spans_and_routes_nothing(stack, spans):
