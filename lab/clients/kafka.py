@@ -197,7 +197,7 @@ class KafkaProducer:
         except BaseException as err:
             spans.end_refused(span, err)
             raise
-        future.add_done_callback(functools.partial(spans.end_send_future, span))
+        future.add_done_callback(functools.partial(spans.end_send_future, span, correlation_id))
         return future
 
     async def _traced_enqueue_envelope(self, topic: str, envelope: Envelope,

@@ -147,8 +147,9 @@ class ClientSpans:
         context = self.context_of(span)
         return with_context(headers or [], context) if context is not None else headers or []
 
-    def end_send(self, span: Any, delivery: "Delivery") -> None:
-        """End a send's span with what became of the send."""
+    def end_send(self, span: Any, delivery: "Delivery", correlation_id: str | None = None) -> None:
+        """End a send's span with what became of the send (logged, with the span's and the event's ids,
+        if it was not acknowledged)."""
         span.set_attribute("messaging.message.id", delivery.message_id)
         span.set_attribute("lab.delivery.status", delivery.status)
         if delivery.partition is not None:
@@ -159,16 +160,16 @@ class ClientSpans:
             span.set_status(self._status(self._error, f"{delivery.status}: {delivery.error_class}"))
             context = self.context_of(span)
             log_event(log, logging.INFO, "traced send not acknowledged", message_id=delivery.message_id,
-                      status=delivery.status, error_class=delivery.error_class,
+                      correlation_id=correlation_id, status=delivery.status, error_class=delivery.error_class,
                       trace_id=context.trace_id if context else None, span_id=context.span_id if context else None)
         span.end()
 
-    def end_send_future(self, span: Any, future: "asyncio.Future[Delivery]") -> None:
+    def end_send_future(self, span: Any, correlation_id: str | None, future: "asyncio.Future[Delivery]") -> None:
         """``end_send`` as a done callback of the send's future (which the producer never cancels)."""
         if future.cancelled():
             self.end_refused(span, asyncio.CancelledError())
         else:
-            self.end_send(span, future.result())
+            self.end_send(span, future.result(), correlation_id)
 
     def end_refused(self, span: Any, error: BaseException) -> None:
         span.set_status(self._status(self._error, type(error).__name__))

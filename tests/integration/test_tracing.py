@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -114,9 +115,12 @@ async def test_a_malformed_traceparent_starts_a_new_trace_and_the_event_still_ar
     assert "is 22 characters" in process.attributes["lab.trace_context_error"]
 
 
-async def test_a_send_swallowed_by_a_blackhole_ends_its_span_as_unknown_when_it_resolves(stack, proxy, spans):
-    """The span of a send ends when the send resolves, whatever it resolves to: here unknown."""
+async def test_a_send_swallowed_by_a_blackhole_ends_its_span_as_unknown_when_it_resolves(stack, proxy, spans,
+                                                                                         caplog):
+    """The span of a send ends when the send resolves, whatever it resolves to: here unknown; the log line
+    saying so carries the span's trace and span ids and the event's ids."""
     tracer, exporter = spans
+    caplog.set_level(logging.INFO, logger="lab.clients.tracing")
     topic = f"traced-lost-{uuid.uuid4().hex[:8]}"
     settings = KafkaSettings(stack.kafka, send_deadline_s=2, request_timeout_s=1, stop_timeout_s=1)
     async with KafkaProducer(settings, tracer=tracer) as producer:
@@ -131,6 +135,10 @@ async def test_a_send_swallowed_by_a_blackhole_ends_its_span_as_unknown_when_it_
         # it ended when the send resolved (aiokafka gave up on the batch at the 1 s request timeout), not when
         # the send was handed over; tolerance 0.1 s for the two clocks read a few calls apart
         assert delivery.latency_s > 0.5 and abs(span_s - delivery.latency_s) < 0.1, (span_s, delivery.latency_s)
+        [logged] = [r.fields for r in caplog.records if r.getMessage() == "traced send not acknowledged"]
+        assert (logged["trace_id"], logged["span_id"]) == (f"{span.context.trace_id:032x}",
+                                                           f"{span.context.span_id:016x}")
+        assert (logged["message_id"], logged["correlation_id"]) == (event.id, "conv-lost")
         await proxy.reset()
 
 
