@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) bench/breaker_bench.py
 	$(PY) bench/runner_bench.py
 	$(PY) -m lab up && $(PY) bench/clients_bench.py && $(PY) bench/producer_bench.py
+	$(PY) bench/trace_bench.py --stack
 
 proxy: $(STAMP)
 	$(PY) -m lab.proxy -host 127.0.0.1

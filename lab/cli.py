@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--all", action="store_true", help="run every scenario")
     run.add_argument("--json", type=Path, help="write the JSON journal here")
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
+    run.add_argument("--spans", type=Path, help="write the runs' calls, phases and faults as OpenTelemetry spans "
+                                                "here (an OTLP/JSON file: one trace per scenario run)")
     run.add_argument("--html", type=Path, help="write the HTML report of this run here (timelines of its scenarios, "
                                                "trends from the run history)")
     run.add_argument("--negative-control", action="store_true",
@@ -320,6 +322,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_journal(args.json, results, stack.name)
         if args.junit:
             write_junit(args.junit, results)
+        if getattr(args, "spans", None):
+            from .scenario.report.spans import write_spans
+
+            write_spans(args.spans, results)
         if args.html:
             from .scenario.report.html import cases_from_results, stored, write_html
 

@@ -6,6 +6,7 @@
      │    └── TopicNameError   a topic name or one of its parts breaks the grammar or Kafka's rules (names the part)
      ├── EnvelopeError         an event envelope, or the Kafka record it came in, is malformed (names the field)
      ├── TopicRegistryError    the broker refused a topic registry operation for a reason of the request
+ ├── TraceContextError     a W3C traceparent or tracestate header is malformed (names the header)
      ├── BreakerError          circuit breakers
      │    └── CallNotPermitted a breaker refused a call (OPEN, FORCED_OPEN, or HALF_OPEN out of permits)
      ├── DeadlineExceeded      a retry policy's overall deadline passed before an attempt succeeded
@@ -38,7 +39,7 @@ __all__ = ["BackendUnavailable", "BinaryNotFound", "BreakerError", "CallNotPermi
            "DatabaseUnavailable", "DeadlineExceeded", "DeliveryNotAcked", "EnvelopeError", "FaultError",
            "KafkaTimeout", "KafkaUnavailable", "LabError", "PoolExhausted", "PortInUse", "PrivilegeError",
            "QueryTimeout", "Refused", "StackError", "StartTimeout", "StateError", "StoreError", "TopicNameError",
-           "TopicRegistryError", "Unhealthy", "UsageError"]
+           "TopicRegistryError", "TraceContextError", "Unhealthy", "UsageError"]
 
 
 class LabError(Exception):
@@ -71,6 +72,16 @@ class EnvelopeError(LabError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"event envelope field {field!r}: {problem}")
         self.field = field
+
+
+class TraceContextError(LabError):
+    """A W3C trace context header (``traceparent`` or ``tracestate``) is malformed; ``header`` names which."""
+
+    exit_code = 2
+
+    def __init__(self, header: str, problem: str) -> None:
+        super().__init__(f"trace context header {header!r}: {problem}")
+        self.header = header
 
 
 class TopicRegistryError(LabError):

@@ -14,12 +14,16 @@ Producer:
   batches itself and settles each batch at once (see inflight.py), and the
   ledger keeps a bounded window of deliveries (see ledger.py);
 * ``send_envelope`` sends an event in its envelope (envelope.py), recorded in the
-  ledger under the envelope's id.
+  ledger under the envelope's id;
+* with a tracer (``tracer=`` or an installed OpenTelemetry TracerProvider), a span
+  per send, whose context travels in the record's ``traceparent`` header
+  (tracing.py); without one, nothing per call.
 
 Consumer: its failures are raised as LabErrors by the same table; explicit commits only,
 offset queries with explicit partitions (Tansu needs them), lag per partition,
 ``read_all`` for read-back checks, and ``poll_envelopes`` handing each event over
-once (deduplicated by envelope id in a bounded window, see dedup.py).
+once (deduplicated by envelope id in a bounded window, see dedup.py); traced, a span
+per record polled, the child of its producer's send span.
 
 Tansu (the local broker) has no idempotent producer: ``enable_idempotence`` is off.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 import uuid
@@ -44,6 +49,7 @@ from .inflight import MAX_REQUEST_BYTES, InFlight
 from .kafka_errors import as_lab_error, is_business_error, is_infrastructure_error, translated
 from .ledger import ACKED, FAILED, Delivery, DeliveryLedger
 from .observability import Histogram, log_event
+from .tracing import ClientSpans, client_spans, route
 
 log = logging.getLogger("lab.clients.kafka")
 
@@ -79,7 +85,9 @@ class KafkaSettings:
 
 class KafkaProducer:
     def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
-                 ledger: DeliveryLedger | None = None) -> None:
+                 ledger: DeliveryLedger | None = None, *, tracer: Any | None = None) -> None:
+        """``tracer``: an OpenTelemetry Tracer for the send spans (default: the installed
+        TracerProvider's, if any; none, no spans and no cost per send)."""
         self.settings = settings
         self.breaker = breaker or CircuitBreaker(f"kafka-producer:{settings.client_id}",
                                                  settings.breaker or default_breaker())
@@ -90,6 +98,11 @@ class KafkaProducer:
         # the generation of a CLOSED breaker stands in for a permit when sent_at is on the breaker's clock
         self._generation_if_closed = (self.breaker.closed_generation if self.breaker.config.clock is time.monotonic
                                       else _no_generation)
+        spans = client_spans(tracer, "lab.clients.kafka")
+        if spans is not None:
+            self._spans = spans
+            route(self, "enqueue", self._traced_enqueue)
+            route(self, "enqueue_envelope", self._traced_enqueue_envelope)
 
     async def start(self) -> "KafkaProducer":
         s = self.settings
@@ -170,6 +183,29 @@ class KafkaProducer:
             return _done(self._resolve(message_id, topic, FAILED, sent_at, error=err))
         return result
 
+    _spans: ClientSpans
+
+    async def _traced_enqueue(self, topic: str, value: bytes, key: bytes | None = None,
+                              message_id: str | None = None, headers: list[tuple[str, bytes]] | None = None,
+                              correlation_id: str | None = None) -> "asyncio.Future[Delivery]":
+        """``enqueue`` in a send span, whose context goes into the record's headers; the span ends
+        when the send resolves."""
+        spans = self._spans
+        span = spans.start_send(topic, correlation_id)
+        try:
+            future = await type(self).enqueue(self, topic, value, key, message_id, spans.headers_for(span, headers))
+        except BaseException as err:
+            spans.end_refused(span, err)
+            raise
+        future.add_done_callback(functools.partial(spans.end_send_future, span, correlation_id))
+        return future
+
+    async def _traced_enqueue_envelope(self, topic: str, envelope: Envelope,
+                                       key: bytes | None = None) -> "asyncio.Future[Delivery]":
+        value, headers = encode_envelope(envelope)
+        return await self._traced_enqueue(topic, value, key if key is not None else envelope.id.encode(),
+                                          envelope.id, headers, envelope.correlation_id)
+
     def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
                  partition: int | None = None, offset: int | None = None) -> Delivery:
         resolved_at = time.monotonic()
@@ -223,9 +259,12 @@ class ConsumerSettings:
 
 
 class KafkaConsumer:
-    def __init__(self, settings: ConsumerSettings) -> None:
+    def __init__(self, settings: ConsumerSettings, *, tracer: Any | None = None) -> None:
+        """``tracer``: an OpenTelemetry Tracer for the spans of ``poll_envelopes`` (default: the installed
+        TracerProvider's, if any; none, no spans and no cost per record)."""
         self.settings = settings
         self._consumer: AIOKafkaConsumer | None = None
+        self._spans = client_spans(tracer, "lab.clients.kafka")
 
     @property
     def raw(self) -> AIOKafkaConsumer:
@@ -327,14 +366,20 @@ class KafkaConsumer:
         EnvelopeError, not raised, so one bad record does not stop the consumer."""
         events: list[Envelope] = []
         malformed: list[EnvelopeError] = []
+        spans = self._spans
         for record in await self.poll(timeout_s, max_records):
             try:
                 envelope = decode_envelope(record.value, record.headers)
             except EnvelopeError as err:
                 malformed.append(err)
+                if spans is not None:
+                    spans.consumed(record, None, err)
                 continue
-            if seen.first_time(envelope.id):
+            first = seen.first_time(envelope.id)
+            if first:
                 events.append(envelope)
+            if spans is not None:
+                spans.consumed(record, envelope, None, duplicate=not first)
         return events, malformed
 
     async def stop(self) -> None:

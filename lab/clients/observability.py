@@ -66,8 +66,24 @@ class Histogram:
         return lines
 
 
+def current_trace_ids() -> dict[str, str]:
+    """The current OpenTelemetry span's ``trace_id`` and ``span_id`` as hex, as in ``traceparent``
+    ({} with no valid current span, or without the OpenTelemetry API)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return {}
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
+
+
 class JsonLinesFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, and any ``extra={"fields": {...}}``."""
+    """One JSON object per line: ts, level, logger, msg, and any ``extra={"fields": {...}}``.
+
+    A line logged inside an OpenTelemetry span carries that span's ``trace_id`` and ``span_id`` (unless
+    its fields name others, as a send's outcome does: it is logged after its caller moved on)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -76,6 +92,7 @@ class JsonLinesFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(current_trace_ids())
         entry.update(getattr(record, "fields", {}) or {})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -13,7 +13,10 @@ What it adds to asyncpg's pool:
   connection that met one is terminated, never returned to the pool;
 * ``close()`` that returns within its bound, falling back to ``terminate()``;
 * stats (size, idle, in use, waiting, acquire latency) and a leak check against
-  the server's ``pg_stat_activity``.
+  the server's ``pg_stat_activity``;
+* with a tracer (``tracer=`` or an installed OpenTelemetry TracerProvider), a span
+  around each query and each pool acquire, nested under the caller's span
+  (tracing.py); without one, nothing per call.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..resilience.retry import RetryPolicy
 from .observability import Histogram, log_event
 from .pg_errors import Phase, breaks_connection, is_business_error, is_infrastructure_error, translated
 from .pg_sessions import terminate_sessions
+from .tracing import ClientSpans, client_spans, route
 
 log = logging.getLogger("lab.clients.postgres")
 
@@ -123,7 +127,10 @@ def _set_keepalive(conn: asyncpg.Connection, settings: PostgresSettings) -> None
 
 
 class PostgresClient:
-    def __init__(self, settings: PostgresSettings, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, settings: PostgresSettings, breaker: CircuitBreaker | None = None, *,
+                 tracer: Any | None = None) -> None:
+        """``tracer``: an OpenTelemetry Tracer for this client's spans (default: the installed
+        TracerProvider's, if any; none, no spans and no cost per call)."""
         self.settings = settings
         self.breaker = breaker or CircuitBreaker(f"postgres:{settings.application_name}",
                                                  settings.breaker or default_breaker())
@@ -133,6 +140,12 @@ class PostgresClient:
         self._last_used: dict[int, float] = {}  # server pid -> monotonic time it was released
         self._in_use: set[int] = set()  # server pids of connections handed out and not yet released
         self.replaced_connections = 0
+        spans = client_spans(tracer, "lab.clients.postgres")
+        if spans is not None:
+            self._spans = spans
+            route(self, "_run", self._traced_run)
+            route(self, "_acquire", self._traced_acquire)
+            route(self, "transaction", self._traced_transaction)
 
     # -- life cycle --------------------------------------------------------------
 
@@ -298,7 +311,19 @@ class PostgresClient:
             except asyncpg.InterfaceError:
                 pass  # the failed release already detached it
 
+    async def _traced_acquire(self) -> tuple[asyncpg.Connection, int]:
+        pool = self.pool
+        with self._spans.acquire(self.settings.application_name, pool.get_size() if pool else 0,
+                                 pool.get_idle_size() if pool else 0):
+            return await type(self)._acquire(self)
+
     # -- queries ---------------------------------------------------------------------
+
+    _spans: ClientSpans
+
+    async def _traced_run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
+        with self._spans.query(method, query, self.settings.application_name):
+            return await type(self)._run(self, method, query, args, timeout)
 
     async def _run(self, method: str, query: str, args: tuple[Any, ...], timeout: float | None) -> Any:
         limit = timeout or self.settings.command_timeout_s
@@ -336,6 +361,12 @@ class PostgresClient:
             async with self.connection() as conn:
                 async with conn.transaction():
                     yield conn
+
+    @contextlib.asynccontextmanager
+    async def _traced_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        with self._spans.transaction(self.settings.application_name):
+            async with type(self).transaction(self) as conn:
+                yield conn
 
     async def run_transaction(self, work: Any, retry: RetryPolicy | None = None) -> Any:
         """``await work(conn)`` inside a transaction; on a serialization failure or deadlock

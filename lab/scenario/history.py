@@ -27,6 +27,7 @@ class History:
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock
         self.started = clock()
+        self.started_unix_ns = time.time_ns()  # where t = 0 is in Unix time (for exported spans)
         self.events: list[Event] = []
 
     def now(self) -> float:
