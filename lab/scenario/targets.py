@@ -183,9 +183,15 @@ class PgLane(_ClientLane):
                                                     f"no leaked sessions ({sessions})")
 
     async def _latency_probe(self, baseline_p99_s: float) -> None:
-        """p99 of up to LATENCY_SAMPLES sequential calls made within LATENCY_BUDGET_S, against 5x the baseline's
-        p99 (or 20 ms). Bounded in count and time: a client that stays slow after recovery is judged on the calls
-        the budget held (at least one), not waited out."""
+        """The p90 of up to LATENCY_SAMPLES sequential calls made within LATENCY_BUDGET_S, against 5x the
+        baseline's p99 (or 20 ms). Bounded in count and time: a client that stays slow after recovery is judged
+        on the calls the budget held (at least one), not waited out.
+
+        Why the p90, not the p99: the p99 of 100 calls is the second slowest, which two scheduler stalls on a
+        loaded machine decide (seen: p50 9 ms, two calls over 400 ms, on a machine at load 11 on 2 cores). A
+        client that is still slow after recovery is slow on many calls — a backoff never reset on every one,
+        one pooled connection of five still slow on a fifth of them — and that moves the p90.
+        """
         history = self.history
         latencies: list[float] = []
         deadline = time.monotonic() + LATENCY_BUDGET_S
@@ -200,12 +206,16 @@ class PgLane(_ClientLane):
                                                                     f"{type(err).__name__}: {err}")
             return
         latencies.sort()
-        p99 = latencies[int(0.99 * (len(latencies) - 1))]  # the baseline's p99 is taken the same way
+
+        def at(q: float) -> float:
+            return latencies[int(q * (len(latencies) - 1))]  # the baseline's p99 is taken the same way
+
+        p90 = at(0.90)
         bound = max(5 * baseline_p99_s, 0.02)
-        history.add("probe", OK if p99 <= bound else FAIL, name="pg.latency",
-                    evidence=f"p99 {p99 * 1000:.1f} ms of {len(latencies)} calls after recovery (p50 "
-                             f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms) "
-                             f"vs baseline {baseline_p99_s * 1000:.1f} ms (bound 5x or 20 ms)")
+        history.add("probe", OK if p90 <= bound else FAIL, name="pg.latency",
+                    evidence=f"p90 {p90 * 1000:.1f} ms of {len(latencies)} calls after recovery (p50 "
+                             f"{at(0.5) * 1000:.1f} ms, p99 {at(0.99) * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} "
+                             f"ms) vs baseline p99 {baseline_p99_s * 1000:.1f} ms (bound 5x or 20 ms)")
 
 
 async def _server_sessions(dsn: str, application_name: str, timeout_s: float = 3.0) -> int:
