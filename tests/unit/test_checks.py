@@ -102,6 +102,16 @@ def test_cancellations_are_judged_by_the_breakers_own_counts():
     assert probed.result == PASS, "the final probes' calls are not the workload's"
 
 
+def test_a_breaker_moved_by_the_completed_calls_own_failures_still_ignores_cancellations():
+    """Seen on a starved machine: the pool gave no connection within its bound, those calls failed, the
+    breaker opened on them. Its counts held no cancellation: that is the property, and it holds."""
+    ops = ([op(1.0 + i / 10, "unknown", "Cancelled") for i in range(10)]
+           + [op(2.5 + i / 10, "fail", "PoolExhausted") for i in range(5)])
+    history = history_with(phases() + ops + [outcome(3, "fail")] * 5 + [move(3.1, "CLOSED", "OPEN")])
+    verdict = checks.breaker_ignores_cancellations("pg")(history)
+    assert verdict.result == PASS and "{'PoolExhausted': 5}" in verdict.evidence, verdict
+
+
 def test_a_few_cancellations_counted_fail_but_a_few_ignored_are_too_few_to_pass():
     """A breaker that counts cancellations can open after a handful and refuse the rest: the count is wrong
     however few were cancelled (measured: 9 cancellations under cancellations_counted, once)."""
