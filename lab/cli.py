@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mutant", metavar="NAME",
                      help="run against the resilient clients with one property broken (see lab/scenario/mutants.py); "
                           "its results are not stored in the run history")
-    run.add_argument("--target", metavar="MODULE:ATTR",
+    run.add_argument("--target", metavar="MODULE:ATTR|URL|FILE.toml",
                      help="run against your own Python target (a lab.scenario.Target, or one built with "
-                          "lab.scenario.python_target.python_target); its results are not stored in the run history")
+                          "lab.scenario.python_target.python_target), an HTTP URL, or an HTTP target file "
+                          "(lab/scenario/http_target_file.py); its results are not stored in the run history")
     run.add_argument("--mutants", action="store_true",
                      help="run the check-by-mutant matrix (each mutant on the scenarios whose checks it must fail) "
                           "and print it: exit 0 when every listed check failed")
