@@ -75,7 +75,11 @@ def _lab(env: dict[str, str], *args: str, timeout_s: float = 300) -> subprocess.
 def _session_lock(state_path: Path) -> Iterator[bool]:
     """Hold ``state_path``/pytest.lock for the block if no other process holds it: yields whether it was taken.
     An flock: released by the kernel when this process ends, however it ends (no stale lock after a kill)."""
-    fd = os.open(state_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(state_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise pytest.UsageError(f"cannot open the stack's session lock {state_path / LOCK_FILE}: "
+                                f"{err.strerror or err} (is LAB_STATE_DIR a stack of another user?)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
