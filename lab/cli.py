@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="where to write it (default: report.html)")
     report.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
+    report.add_argument("--journal", type=Path, help="draw the runs of this JSON journal (`lab run --json`: runs "
+                                                     "against --target are kept only there) instead of the history")
     return parser
 
 
@@ -375,6 +377,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .scenario.report.html import cases_from_store, stored, write_html
 
+    if args.journal is not None:
+        return _report_journal(args)
     store = _store(Settings.from_env(), args.history)
     if not store.path.exists():
         raise UsageError(f"no run history at {store.path}: `python -m lab run` records one")
@@ -388,6 +392,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_html(args.output, cases, by_scenario, title=f"chaoslab report: {store.path}")
     print(f"wrote {args.output}: {len(cases)} timeline{'s' if len(cases) != 1 else ''}, trends of "
           f"{len(by_scenario)} scenario{'s' if len(by_scenario) != 1 else ''}")
+    return 0
+
+
+def _report_journal(args: argparse.Namespace) -> int:
+    from .scenario.report.from_journal import cases_from_journal
+    from .scenario.report.html import write_html
+
+    if args.scenarios or args.history:
+        raise UsageError("--journal draws the runs of one journal: give it no scenarios and no --history")
+    cases = cases_from_journal(args.journal)
+    write_html(args.output, cases, {}, title=f"chaoslab report: {args.journal}")
+    print(f"wrote {args.output}: {len(cases)} timeline{'s' if len(cases) != 1 else ''} from {args.journal}")
     return 0
 
 

@@ -73,8 +73,12 @@ def test_an_http_service_under_locust_load(chaos_stack, service, tmp_path):
     assert all(phases[p]["requests"] > 0 for p in ("baseline", "recovery", "final")), phases
     assert {"rps", "p50_ms", "p95_ms", "p99_ms", "error_rate"} <= set(phases["baseline"])
     assert scenario["http_phases"] == phases
-    page = html_path.read_text()
-    assert '<table class="http-phases">' in page and page.count("<tr data-phase=") == len(phases), page[-3000:]
+    drawn = subprocess.run([sys.executable, "-m", "lab", "report", "--journal", str(journal_path), "-o",
+                            str(tmp_path / "from-journal.html")], cwd=tmp_path, env=chaos_stack.env,
+                           capture_output=True, text=True, timeout=60)
+    assert drawn.returncode == 0, drawn.stdout + drawn.stderr
+    for page in (html_path.read_text(), (tmp_path / "from-journal.html").read_text()):  # lab run --html, lab report
+        assert '<table class="http-phases">' in page and page.count("<tr data-phase=") == len(phases), page[-3000:]
     if kind == "resilient":
         assert result.returncode == 0, verdicts
         assert verdicts["pg: breaker OPEN in the fault and back (from /metrics)"][0] == "pass"

@@ -69,3 +69,34 @@ def test_the_html_report_draws_a_table_of_the_same_figures():
     assert rows["baseline"]["requests"] == "100" and rows["baseline"]["rps"] == "100.0"
     assert rows["fault"]["error_rate"] == "100.0%" and rows["fault"]["p99_ms"] == "400.0"
     assert rows["baseline"]["error_rate"] == "0.0%"
+
+
+def test_lab_report_draws_a_journals_runs_with_their_http_figures(tmp_path, capsys):
+    from lab.cli import main
+    from lab.scenario.report.journal import write_journal
+
+    journal_path, page_path = tmp_path / "journal.json", tmp_path / "report.html"
+    write_journal(journal_path, [result(http_history())], "local")
+    assert main(["report", "--journal", str(journal_path), "-o", str(page_path)]) == 0
+    page = page_path.read_text()
+    assert "blackhole" in page and "run 1 against http GET x" in page
+    assert page.count("<tr data-phase=") == 5 and '<td class="error_rate">100.0%</td>' in page
+
+
+@pytest.mark.parametrize("text, named", [
+    ("{", "is not a JSON journal"),
+    ("[]", 'has no "scenarios" list'),
+    ('{"scenarios": [{"name": "x"}]}', "scenario #1 has no 'verdict'"),
+    ('{"scenarios": [{"name": "x", "verdict": "pass", "duration_s": "soon", "verdicts": [], "events": []}]}',
+     "scenario #1 is malformed"),
+])
+def test_lab_report_names_what_is_wrong_with_a_journal(tmp_path, capsys, text, named):
+    from lab.cli import main
+
+    path = tmp_path / "journal.json"
+    path.write_text(text)
+    assert main(["report", "--journal", str(path), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"journal {path}: " in err and named in err, err
+    assert main(["report", "--journal", str(tmp_path / "none.json")]) == 2
+    assert "none.json: cannot be read" in capsys.readouterr().err
