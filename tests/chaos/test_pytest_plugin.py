@@ -96,10 +96,9 @@ def _pytest(directory, env, *args):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def test_two_sessions_at_once_never_share_a_stack(chaos_stack, chaos_settings, tmp_path):
-    """Two pytest sessions pointed at the same running stack, each holding a partition for 3 s, b's starting 1 s
-    into a's: the first to come holds the stack (its pytest.lock), the other brings up one of its own; neither
-    fault is healed under its test by the other session."""
+def _two_sessions(tmp_path, env) -> set[str]:
+    """Two pytest sessions at once, each holding a partition for 3 s, b's starting 1 s into a's; both must pass
+    (neither fault healed under its test by the other). The state dirs of the stacks they used."""
     meeting = tmp_path / "meeting"
     meeting.mkdir()
     sessions = {}
@@ -107,14 +106,33 @@ def test_two_sessions_at_once_never_share_a_stack(chaos_stack, chaos_settings, t
         directory = tmp_path / me
         directory.mkdir()
         (directory / "test_mine.py").write_text(TWO_SESSIONS)
-        sessions[me] = _pytest(directory, {**chaos_stack.env, "SESSION": me, "OTHER": other,
-                                           "MEETING": str(meeting)}, "test_mine.py")
+        sessions[me] = _pytest(directory, {**env, "SESSION": me, "OTHER": other, "MEETING": str(meeting)},
+                               "test_mine.py")
     outputs = {me: process.communicate(timeout=400)[0] for me, process in sessions.items()}
     assert all(process.returncode == 0 for process in sessions.values()), outputs
-    stacks = {(meeting / f"{me}.ready").read_text() for me in sessions}
+    return {(meeting / f"{me}.ready").read_text() for me in sessions}
+
+
+def test_two_sessions_at_once_never_share_a_stack(chaos_stack, chaos_settings, tmp_path):
+    """Both pointed at the same running stack: the first to come holds it (its pytest.lock), the other brings up
+    one of its own."""
+    stacks = _two_sessions(tmp_path, chaos_stack.env)
     assert len(stacks) == 2 and str(chaos_settings.state_path) in stacks, stacks
     proxies = asyncio.run(ToxiproxyClient(chaos_settings.proxy_url).proxies())
     assert all(p.enabled and not p.toxics for p in proxies.values()), proxies
+
+
+def test_two_sessions_with_no_stack_running_each_bring_their_own(tmp_path):
+    """No stack up: both sessions bring one up at the same time (own state dirs, free ports) and down after."""
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("LAB_")}
+    env["LAB_STATE_DIR"] = str(tmp_path / "no-stack-here")
+    stacks = _two_sessions(tmp_path, env)
+    assert len(stacks) == 2 and env["LAB_STATE_DIR"] not in stacks, stacks
+    from lab.config import Settings
+    from lab.stack import state as state_file
+
+    for stack in stacks:
+        assert state_file.load(Settings.from_env({"LAB_STATE_DIR": stack}).state_path) is None, "left up"
 
 
 INTERRUPTED = '''
