@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/stack_bench.py
 	$(PY) bench/breaker_bench.py
 	$(PY) bench/runner_bench.py
+	$(PY) bench/locust_bench.py
 	$(PY) -m lab up && $(PY) bench/clients_bench.py && $(PY) bench/producer_bench.py
 	$(PY) bench/trace_bench.py --stack
 

@@ -3,7 +3,9 @@ lab's process) against a trivial service: a plain asyncio HTTP server answering 
 
     python bench/locust_bench.py [--users 10] [--seconds 5]
 
-Prints successful requests/s over the measured window (after a 1 s ramp) and the p50/p99 latency.
+Prints successful requests/s over the measured window (after a 1 s ramp), the p50/p99 latency, and the CPU
+time the lab's process (Locust's thread) spent per request: on a shared machine the rate depends on what
+else runs, the CPU per request much less, and its inverse is the rate Locust would sustain on a free core.
 Run it inside `unshare -n` on a shared machine: it opens a loopback port.
 """
 
@@ -57,10 +59,10 @@ def main() -> None:
         load.start()
         time.sleep(1.0)
         load.drain()
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         time.sleep(args.seconds)
         window = load.drain()
-        elapsed = time.monotonic() - started
+        elapsed, cpu_s = time.monotonic() - started, time.process_time() - cpu_started
         load.stop()
     finally:
         server.terminate()
@@ -68,7 +70,9 @@ def main() -> None:
     ok = sorted(r.latency_s for r in window if r.error is None)
     errors = len(window) - len(ok)
     print(f"{args.users} FastHttpUsers, {elapsed:.1f} s: {len(ok) / elapsed:,.0f} successful req/s, {errors} errors, "
-          f"p50 {ok[len(ok) // 2] * 1000:.2f} ms, p99 {ok[int(0.99 * (len(ok) - 1))] * 1000:.2f} ms")
+          f"p50 {ok[len(ok) // 2] * 1000:.2f} ms, p99 {ok[int(0.99 * (len(ok) - 1))] * 1000:.2f} ms; "
+          f"Locust's CPU {cpu_s / max(len(window), 1) * 1e6:.0f} us per request (at most "
+          f"{len(window) / cpu_s if cpu_s else 0:,.0f} req/s on a core of its own)")
 
 
 if __name__ == "__main__":

@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mutant", metavar="NAME",
                      help="run against the resilient clients with one property broken (see lab/scenario/mutants.py); "
                           "its results are not stored in the run history")
-    run.add_argument("--target", metavar="MODULE:ATTR",
+    run.add_argument("--target", metavar="MODULE:ATTR|URL|FILE.toml",
                      help="run against your own Python target (a lab.scenario.Target, or one built with "
-                          "lab.scenario.python_target.python_target); its results are not stored in the run history")
+                          "lab.scenario.python_target.python_target), an HTTP URL, or an HTTP target file "
+                          "(lab/scenario/http_target_file.py); its results are not stored in the run history")
     run.add_argument("--mutants", action="store_true",
                      help="run the check-by-mutant matrix (each mutant on the scenarios whose checks it must fail) "
                           "and print it: exit 0 when every listed check failed")
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="where to write it (default: report.html)")
     report.add_argument("--history", type=Path, help="the run history store (default: LAB_STATE_DIR/history.sqlite)")
+    report.add_argument("--journal", type=Path, help="draw the runs of this JSON journal (`lab run --json`: runs "
+                                                     "against --target are kept only there) instead of the history")
     return parser
 
 
@@ -374,6 +377,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .scenario.report.html import cases_from_store, stored, write_html
 
+    if args.journal is not None:
+        return _report_journal(args)
     store = _store(Settings.from_env(), args.history)
     if not store.path.exists():
         raise UsageError(f"no run history at {store.path}: `python -m lab run` records one")
@@ -387,6 +392,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_html(args.output, cases, by_scenario, title=f"chaoslab report: {store.path}")
     print(f"wrote {args.output}: {len(cases)} timeline{'s' if len(cases) != 1 else ''}, trends of "
           f"{len(by_scenario)} scenario{'s' if len(by_scenario) != 1 else ''}")
+    return 0
+
+
+def _report_journal(args: argparse.Namespace) -> int:
+    from .scenario.report.from_journal import cases_from_journal
+    from .scenario.report.html import write_html
+
+    if args.scenarios or args.history:
+        raise UsageError("--journal draws the runs of one journal: give it no scenarios and no --history")
+    cases = cases_from_journal(args.journal)
+    write_html(args.output, cases, {}, title=f"chaoslab report: {args.journal}")
+    print(f"wrote {args.output}: {len(cases)} timeline{'s' if len(cases) != 1 else ''} from {args.journal}")
     return 0
 
 

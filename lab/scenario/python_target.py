@@ -255,6 +255,12 @@ def target_factory(spec: str | None, negative: bool, mutant: Any) -> Callable[[]
         from .http_target import http_target
 
         target: Target = http_target(spec)
+    elif spec.endswith(".toml"):
+        from pathlib import Path
+
+        from .http_target_file import load_target_file
+
+        target = load_target_file(Path(spec))
     else:
         target = load_target(spec)
     return lambda: target

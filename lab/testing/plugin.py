@@ -1,12 +1,15 @@
 """The lab's pytest plugin (entry point ``pytest11: lab``): fixtures for a team's own chaos tests.
 
-    lab_stack      session: the Settings of a running stack (LAB_* environment), else one brought up for the
-                   session (local backend, its own state dir and free ports, so two sessions on one machine do
-                   not collide) and brought down after
+    lab_stack      session: the Settings of a running stack (LAB_* environment), held for the session by a
+                   lock in its state dir (``pytest.lock``); with no stack running, or its lock held by another
+                   test session, one brought up for this session (local backend, its own state dir and free
+                   ports) and brought down after. So two sessions on one machine never put faults on the
+                   same stack at once.
     toxiproxy      an async Toxiproxy API client of that stack
     lab_history    a Recorder: the test's calls, breakers and fault phases, judged by lab.testing's assertions
     chaos          a Chaos of that stack: every fault kind as an async context manager; whatever the ledger
-                   still holds is healed at teardown, even when the test failed or was interrupted
+                   still holds is healed at teardown, even when the test failed or was interrupted (Ctrl-C:
+                   pytest tears fixtures down on KeyboardInterrupt, and the heal runs in a thread of its own)
 
 and the marker ``chaos``. Nothing is read or started at import: only when a fixture is requested.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import os
 import socket
 import subprocess
@@ -25,6 +30,9 @@ from typing import Any, Iterator
 import pytest
 
 HEAL_TIMEOUT_S = 120.0
+LOCK_FILE = "pytest.lock"
+UP_ATTEMPTS = 3  # free ports are picked, then bound by `lab up`: another process may take one in between
+PORT_TAKEN = "is already in use by"  # lab.errors.PortInUse: the one failure a retry on other ports may cure
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,11 +66,63 @@ def _running(settings: Any) -> bool:
         return False
 
 
-def _lab(env: dict[str, str], *args: str, timeout_s: float = 300) -> None:
-    result = subprocess.run([sys.executable, "-m", "lab", *args], env=env, capture_output=True, text=True,
-                            timeout=timeout_s)
-    if result.returncode != 0 and args[0] == "up":
-        raise pytest.UsageError(f"`python -m lab {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
+def _lab(env: dict[str, str], *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def _session_lock(state_path: Path) -> Iterator[bool]:
+    """Hold ``state_path``/pytest.lock for the block if no other process holds it: yields whether it was taken.
+    An flock: released by the kernel when this process ends, however it ends (no stale lock after a kill)."""
+    try:
+        fd = os.open(state_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise pytest.UsageError(f"cannot open the stack's session lock {state_path / LOCK_FILE}: "
+                                f"{err.strerror or err} (is LAB_STATE_DIR a stack of another user?)") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _own_stack_env(state_dir: Path) -> dict[str, str]:
+    api, pg_proxy, kafka_proxy, pg, kafka = _free_ports(5)
+    return {**os.environ, "LAB_STATE_DIR": str(state_dir), "LAB_PROXY_API_PORT": str(api),
+            "LAB_PG_PROXY_PORT": str(pg_proxy), "LAB_KAFKA_PROXY_PORT": str(kafka_proxy), "LAB_PG_PORT": str(pg),
+            "LAB_KAFKA_PORT": str(kafka), "LAB_BACKEND": "local"}
+
+
+@contextlib.contextmanager
+def _own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A local stack of this session's own (its own state dir, free ports), healed and brought down after."""
+    from lab.config import Settings
+
+    for attempt in range(1, UP_ATTEMPTS + 1):
+        env = _own_stack_env(tmp_path_factory.mktemp("lab-stack"))
+        try:
+            result = _lab(env, "up")
+        except BaseException:  # a timeout, Ctrl-C: stop what it started
+            _lab(env, "down", "--purge")
+            raise
+        if result.returncode == 0:
+            break
+        _lab(env, "down", "--purge")
+        failure = f"{result.stdout}\n{result.stderr}".strip()
+        if PORT_TAKEN not in failure or attempt == UP_ATTEMPTS:
+            raise pytest.UsageError(f"`python -m lab up` failed (attempt {attempt} of {UP_ATTEMPTS}):\n{failure}")
+    try:
+        yield Settings.from_env(env)
+    finally:
+        _lab(env, "heal")
+        _lab(env, "down", "--purge")
 
 
 @pytest.fixture(scope="session")
@@ -71,19 +131,12 @@ def lab_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     settings = Settings.from_env()
     if _running(settings):
-        yield settings
-        return
-    api, pg_proxy, kafka_proxy, pg, kafka = _free_ports(5)
-    state_dir: Path = tmp_path_factory.mktemp("lab-stack")
-    env = {**os.environ, "LAB_STATE_DIR": str(state_dir), "LAB_PROXY_API_PORT": str(api),
-           "LAB_PG_PROXY_PORT": str(pg_proxy), "LAB_KAFKA_PROXY_PORT": str(kafka_proxy), "LAB_PG_PORT": str(pg),
-           "LAB_KAFKA_PORT": str(kafka), "LAB_BACKEND": "local"}
-    try:
-        _lab(env, "up")
-        yield Settings.from_env(env)
-    finally:
-        _lab(env, "heal")
-        _lab(env, "down", "--purge")
+        with _session_lock(settings.state_path) as ours:
+            if ours:
+                yield settings
+                return
+    with _own_stack(tmp_path_factory) as own:
+        yield own
 
 
 @pytest.fixture

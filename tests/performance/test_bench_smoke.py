@@ -37,3 +37,10 @@ def test_proxy_bench_runs_and_prints_its_ratios():
 def test_breaker_bench_runs_and_prints_its_ratios():
     out = _bench("bench/breaker_bench.py", "--calls", "2000", "--rounds", "1")
     assert "lab.resilience" in out and "the time of bare await" in out, out
+
+
+def test_runner_and_locust_benches_run_and_print_their_figures():
+    out = _bench("bench/runner_bench.py", "--ops", "2000", "--rounds", "1")
+    assert "clock: cpu" in out and "HTTP target, per Locust request" in out and "overhead" in out, out
+    out = _bench("bench/locust_bench.py", "--users", "2", "--seconds", "1")
+    assert "successful req/s, 0 errors" in out and "per request" in out, out

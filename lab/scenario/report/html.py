@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .. import trends
 from ..store import RunStore, StoredResult
-from . import timeline
+from . import http_phases, timeline
 from .svg import Linear, esc, polyline, y_axis
 
 TREND_RUNS = 50
@@ -92,9 +92,11 @@ def _anchors(cases: Sequence[Case]) -> list[str]:
 def _case(case: Case, anchor: str) -> str:
     rows = "".join(f"<tr><td>{esc(name)}</td><td>{_verdict(result)}</td><td class=\"evidence\">{esc(evidence)}"
                    f"</td></tr>" for name, result, evidence in case.checks)
+    figures = http_phases.phase_figures(case.events)
+    http = "" if figures is None else f"<h4>HTTP load per phase</h4>{http_phases.table(figures)}"
     return (f'<section class="scenario" id="{esc(anchor)}" data-verdict="{esc(case.verdict)}">'
             f"<h3>{esc(case.scenario)} &middot; {esc(case.label)} &middot; {_verdict(case.verdict)} &middot; "
-            f"{case.duration_s:.1f} s</h3>{timeline.render(case.events)}"
+            f"{case.duration_s:.1f} s</h3>{timeline.render(case.events)}{http}"
             f"<details><summary>checks</summary><table class=\"checks\"><tr><th>check</th><th>verdict</th>"
             f"<th>evidence</th></tr>{rows}</table></details></section>")
 

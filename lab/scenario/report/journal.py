@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ...proxy.api import VERSION as TOXIPROXY_API
+from .http_phases import phase_figures
 
 
 def _phases(result: Any) -> list[dict[str, Any]]:
@@ -40,6 +41,7 @@ def journal(results: list[Any], backend: str) -> dict[str, Any]:
             "duration_s": round(r.duration_s, 3),
             "measurements": r.measurements,
             "phases": _phases(r),
+            "http_phases": phase_figures(r.history.to_json()),  # per-phase req/s, p50/p95/p99, errors; None: no HTTP
             "faults": r.faults,
             "fault_events": [e for e in r.history.to_json() if e["kind"] == "fault"],
             "verdicts": [{"check": v.check, "result": v.result, "evidence": v.evidence} for v in r.verdicts],
