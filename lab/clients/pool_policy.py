@@ -7,7 +7,8 @@ and carries the decisions out.
 
 What is guaranteed, for one call of ``decide``:
 * the pool never shrinks below ``min_size`` and never grows above ``max_size``;
-* at most one scale-up per call, and none within ``cooldown_s`` of the last size change;
+* at most one scale-up per call, and none within ``cooldown_s`` of the last size change; a slow
+  p95 grows the pool only while sends are in flight (growth serves waiting sends, not old figures);
 * a member is replaced when it is wedged (sends outstanding and no acknowledgement for
   ``wedged_s``, while some other member did get one in that time: if every member is stuck the
   broker is, and a new producer would meet the same broker) or its breaker has been OPEN for
@@ -34,6 +35,7 @@ class PoolConfig:
     max_size: int = 4
     backlog_per_producer: int = 500  # mean in-flight sends per member above which the pool grows
     p95_latency_s: float = 0.25  # recent p95 send latency above which the pool grows
+    recent_s: float = 1.0  # "recent": sends resolved within this long (older latencies no longer count)
     idle_s: float = 10.0  # a member given no send for this long is retired (never below min_size)
     wedged_s: float = 2.0  # sends outstanding and no acknowledgement for this long: replaced
     open_s: float = 3.0  # breaker OPEN for this long: replaced
@@ -48,7 +50,7 @@ class PoolConfig:
                 raise ConfigError(f"PoolConfig: {name} must be a positive integer, not {value!r}")
         if self.max_size < self.min_size:
             raise ConfigError(f"PoolConfig: max_size ({self.max_size}) is below min_size ({self.min_size})")
-        for name in ("p95_latency_s", "idle_s", "wedged_s", "open_s", "tick_s"):
+        for name in ("p95_latency_s", "recent_s", "idle_s", "wedged_s", "open_s", "tick_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ConfigError(f"PoolConfig: {name} must be a positive number of seconds, not {value!r}")
@@ -114,7 +116,7 @@ def decide(now: float, members: Sequence[MemberStats], config: PoolConfig, last_
             decisions.append(Decision(SCALE_UP, f"backlog {backlog:.0f} sends per producer "
                                                 f"(bound {config.backlog_per_producer})"))
             return decisions
-        if p95s and max(p95s) > config.p95_latency_s:
+        if p95s and max(p95s) > config.p95_latency_s and backlog > 0:  # slow, and sends waiting on it
             decisions.append(Decision(SCALE_UP, f"p95 latency {max(p95s) * 1000:.0f} ms "
                                                 f"(bound {config.p95_latency_s * 1000:.0f} ms)"))
             return decisions

@@ -20,7 +20,8 @@ What is guaranteed:
 * every decision (scale up, scale down, replace, and a start that failed) is handed to ``on_event``
   as a PoolEvent before it is carried out, so a scenario's history records it;
 * health per member (``health()``) and statistics per topic (``topic_stats()``: sent, acked,
-  unknown, failed, p95 latency of the last ``LATENCY_WINDOW`` resolved sends).
+  unknown, failed, p95 latency of the last ``LATENCY_WINDOW`` resolved sends; a member's p95, which
+  the policy reads, only of those resolved in the last ``PoolConfig.recent_s``).
 """
 
 from __future__ import annotations
@@ -83,10 +84,11 @@ class TopicStats:
     p95_s: float | None
 
 
-def p95(samples: "collections.deque[float]") -> float | None:
-    if not samples:
+def p95(samples: "collections.deque[tuple[float, float]]", since: float = float("-inf")) -> float | None:
+    """The p95 of the latencies (``(resolved_at, latency_s)`` pairs) resolved at or after ``since``."""
+    ordered = sorted(latency_s for resolved_at, latency_s in samples if resolved_at >= since)
+    if not ordered:
         return None
-    ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
@@ -99,19 +101,19 @@ class _Member:
         self.last_used_at = now
         self.last_progress_at = now
         self.open_since: float | None = None
-        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=LATENCY_WINDOW)
         self.counts = {"sent": 0, ACKED: 0, UNKNOWN: 0, FAILED: 0}
         self.retiring = False
 
-    def stats(self, now: float) -> MemberStats:
+    def stats(self, now: float, recent_s: float) -> MemberStats:
         return MemberStats(self.name, len(self.outstanding), self.last_used_at, self.last_progress_at,
-                           self.open_since, p95(self.latencies))
+                           self.open_since, p95(self.latencies, now - recent_s))
 
 
 class _Topic:
     def __init__(self) -> None:
         self.counts = {"sent": 0, ACKED: 0, UNKNOWN: 0, FAILED: 0}
-        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=LATENCY_WINDOW)
 
 
 ProducerFactory = Callable[[KafkaSettings, CircuitBreaker | None, DeliveryLedger], KafkaProducer]
@@ -230,8 +232,8 @@ class ProducerPool:
         latency_s = delivery.resolved_at - delivery.sent_at
         member.counts[delivery.status] += 1
         stats.counts[delivery.status] += 1
-        member.latencies.append(latency_s)
-        stats.latencies.append(latency_s)
+        member.latencies.append((delivery.resolved_at, latency_s))
+        stats.latencies.append((delivery.resolved_at, latency_s))
         if delivery.status == ACKED:
             member.last_progress_at = delivery.resolved_at
 
@@ -268,8 +270,8 @@ class ProducerPool:
         """Measure, decide and act once (the supervisor calls it every ``tick_s``)."""
         now = time.monotonic()
         self._observe_breakers(now)
-        decisions = decide(now, [m.stats(now) for m in self.members], self.config, self._last_resize_at,
-                           self._last_replace_at)
+        members = [m.stats(now, self.config.recent_s) for m in self.members]
+        decisions = decide(now, members, self.config, self._last_resize_at, self._last_replace_at)
         for decision in decisions:
             if self._closed:
                 break
@@ -338,7 +340,7 @@ class ProducerPool:
         now = time.monotonic()
         out = []
         for member in self.members:
-            stats = member.stats(now)
+            stats = member.stats(now, self.config.recent_s)
             state = ("retiring" if member.retiring else "open" if member.open_since is not None
                      else "wedged" if stats.in_flight and now - stats.last_progress_at >= self.config.wedged_s
                      else "healthy")

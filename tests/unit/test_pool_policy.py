@@ -105,3 +105,7 @@ def test_a_replaced_member_is_neither_counted_for_growth_nor_retired() -> None:
 def test_bad_config_is_refused_naming_the_field(changes: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         PoolConfig(**changes)
+
+
+def test_a_slow_p95_with_nothing_in_flight_does_not_grow_the_pool() -> None:
+    assert decide(NOW, [member("a", in_flight=0, p95_s=0.3)], CONFIG, LONG_AGO, LONG_AGO) == []
