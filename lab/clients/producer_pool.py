@@ -46,6 +46,8 @@ log = logging.getLogger("lab.clients.producer_pool")
 
 #: Resolved sends per member and per topic whose latencies make the recent p95.
 LATENCY_WINDOW = 256
+#: Sends one member may have waiting for a new batch before ``enqueue`` waits with them.
+MAX_STARTING = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +106,8 @@ class _Member:
         self.latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=LATENCY_WINDOW)
         self.counts = {"sent": 0, ACKED: 0, UNKNOWN: 0, FAILED: 0}
         self.retiring = False
+        self.starting = 0  # sends whose KafkaProducer.enqueue has not returned yet (waiting for a new batch)
+        self.starting_tasks: set[asyncio.Task[asyncio.Future[Delivery]]] = set()
 
     def stats(self, now: float, recent_s: float) -> MemberStats:
         return MemberStats(self.name, len(self.outstanding), self.last_used_at, self.last_progress_at,
@@ -192,9 +196,9 @@ class ProducerPool:
 
     def _route(self) -> _Member:
         best: _Member | None = None
-        best_key: tuple[bool, int] | None = None
+        best_key: tuple[bool, bool, int] | None = None
         for member in self.members:  # ties go to the first: the others stay idle and may be retired
-            key = (member.producer.breaker.state.value == "OPEN", len(member.outstanding))
+            key = (member.producer.breaker.state.value == "OPEN", member.starting > 0, len(member.outstanding))
             if best_key is None or key < best_key:
                 best, best_key = member, key
         if best is None:
@@ -203,10 +207,20 @@ class ProducerPool:
 
     async def enqueue(self, topic: str, value: bytes, key: bytes | None = None, message_id: str | None = None,
                       headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery]":
-        """Hand one message to the least-loaded member; a future of its Delivery (as KafkaProducer.enqueue)."""
+        """Hand one message to the least-loaded member; a future of its Delivery (as KafkaProducer.enqueue).
+
+        It does not wait for the member: a member's enqueue waits when the message needs a new batch
+        (until the partition's previous batch has gone), and the caller should not wait behind one
+        member while others could take its next sends. So the member's enqueue runs as a task of its own,
+        and the member is not chosen again while it waits, unless every member does; with every member
+        waiting on ``MAX_STARTING`` sends, this waits for one of them, so the pool holds no unbounded
+        queue of its own.
+        """
         if self._closed:
             raise KafkaUnavailable("the producer pool is stopped")
         member = self._route()
+        if member.starting >= MAX_STARTING:
+            await asyncio.wait(set(member.starting_tasks), return_when=asyncio.FIRST_COMPLETED)
         now = time.monotonic()
         member.last_used_at = now
         if not member.outstanding:
@@ -216,19 +230,40 @@ class ProducerPool:
             stats = self._topics[topic] = _Topic()
         stats.counts["sent"] += 1
         member.counts["sent"] += 1
-        future = await member.producer.enqueue(topic, value, key, message_id, headers)
-        if future.done():
-            self._resolved(member, stats, future)
-        else:
-            member.outstanding.add(future)
-            future.add_done_callback(lambda f: self._resolved(member, stats, f))
-        return future
+        result: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+        member.outstanding.add(result)
+        # never cancelled (KafkaProducer.enqueue makes every other ending a failed Delivery): a send handed
+        # to the pool always ends in the ledger
+        task = asyncio.ensure_future(member.producer.enqueue(topic, value, key, message_id, headers))
+        member.starting += 1
+        member.starting_tasks.add(task)
+        task.add_done_callback(lambda t: self._handed_over(member, stats, result, t))
+        return result
 
-    def _resolved(self, member: _Member, stats: _Topic, future: "asyncio.Future[Delivery]") -> None:
-        member.outstanding.discard(future)
+    def _handed_over(self, member: _Member, stats: _Topic, result: "asyncio.Future[Delivery]",
+                     task: "asyncio.Task[asyncio.Future[Delivery]]") -> None:
+        member.starting -= 1
+        member.starting_tasks.discard(task)
+        if task.cancelled() or task.exception() is not None:  # only if the loop is torn down under it
+            member.outstanding.discard(result)
+            if not result.done():
+                result.cancel()
+            return
+        delivery = task.result()
+        if delivery.done():
+            self._resolved(member, stats, result, delivery)
+        else:
+            delivery.add_done_callback(lambda f: self._resolved(member, stats, result, f))
+
+    def _resolved(self, member: _Member, stats: _Topic, result: "asyncio.Future[Delivery]",
+                  future: "asyncio.Future[Delivery]") -> None:
+        member.outstanding.discard(result)
         if future.cancelled():
+            result.cancel()
             return
         delivery = future.result()
+        if not result.done():
+            result.set_result(delivery)
         latency_s = delivery.resolved_at - delivery.sent_at
         member.counts[delivery.status] += 1
         stats.counts[delivery.status] += 1
@@ -329,6 +364,8 @@ class ProducerPool:
     async def _retire(self, member: _Member) -> None:
         """Out of routing already; wait for its sends (each resolves by its deadline), then stop it."""
         member.retiring = True
+        if member.starting_tasks:
+            await asyncio.wait(set(member.starting_tasks), timeout=2 * member.producer.settings.request_timeout_s + 1)
         if member.outstanding:
             bound_s = member.producer.settings.send_deadline_s + 1.0
             await asyncio.wait(set(member.outstanding), timeout=bound_s)
