@@ -2,7 +2,8 @@
 
     python -m lab up    # the stack the bench sends through (Tansu behind lab.proxy)
     python bench/pool_bench.py [--cases clean,latency,wedged] [--rounds 5] [--warmup 1] [--pool-size 4]
-                               [--messages 5000] [--in-flight 1000] [--latency-ms 50] [--wedge-s 4] [--json FILE]
+                               [--messages 5000] [--in-flight 1000] [--feeders 4] [--latency-ms 50]
+                               [--wedge-s 4] [--json FILE]
 
 Both sides are the lab's own KafkaProducer with the same settings (acks=all, linger 5 ms): "one" is
 one producer, "pool" a ProducerPool of ``--pool-size`` of them (fixed size; it still replaces a wedged
@@ -10,8 +11,9 @@ member). Each round opens both sides fresh, warms each with 200 sends, and runs 
 other, alternating which goes first; the verdict per case is the median of per-round ratios
 (pool / one) with their min and max, after ``--warmup`` rounds that are printed but not counted.
 
-Load: ``--in-flight`` sends outstanding at most (a new send as soon as one resolves), 100-byte
-messages, each with its own id.
+Load: ``--feeders`` concurrent callers (as a service's request handlers are), ``--in-flight`` sends
+outstanding at most between them (a new send as soon as one resolves), 100-byte messages, each with
+its own id.
 
 * clean:   the stack as it is; ``--messages`` per side; acknowledged messages per second.
 * latency: a latency toxic of ``--latency-ms`` on the Kafka proxy (responses delayed), as clean.
@@ -73,21 +75,32 @@ class Side:
             self.sender = None
 
 
-async def load(side: Side, topic: str, count: int, in_flight: int, time_cap_s: float) -> list[Delivery]:
-    """Up to ``count`` sends, at most ``in_flight`` outstanding, starting none after ``time_cap_s``; every
-    Delivery (each resolves by its deadline)."""
+async def load(side: Side, topic: str, count: int, in_flight: int, time_cap_s: float,
+               feeders: int = 1) -> list[Delivery]:
+    """Up to ``count`` sends from ``feeders`` concurrent callers, at most ``in_flight`` outstanding, starting none
+    after ``time_cap_s``; every Delivery (each resolves by its deadline)."""
     slots = asyncio.Semaphore(in_flight)
     futures: list[asyncio.Future[Delivery]] = []
     stop_at = time.monotonic() + time_cap_s
     prefix = uuid.uuid4().hex[:8]
-    for n in range(count):
-        try:
-            await asyncio.wait_for(slots.acquire(), max(0.0, stop_at - time.monotonic()))
-        except asyncio.TimeoutError:
-            break
-        future = await side.sender.enqueue(topic, PAYLOAD, message_id=f"{prefix}-{n}")
-        future.add_done_callback(lambda _: slots.release())
-        futures.append(future)
+    numbers = iter(range(count))
+
+    async def feed() -> None:
+        for n in numbers:
+            if time.monotonic() >= stop_at:
+                break
+            if slots.locked():  # wait_for costs a task and a loop turn: only when there is something to wait for
+                try:
+                    await asyncio.wait_for(slots.acquire(), max(0.0, stop_at - time.monotonic()))
+                except asyncio.TimeoutError:
+                    break
+            else:
+                await slots.acquire()  # returns at once, without a loop turn
+            future = await side.sender.enqueue(topic, PAYLOAD, message_id=f"{prefix}-{n}")
+            future.add_done_callback(lambda _: slots.release())
+            futures.append(future)
+
+    await asyncio.gather(*(feed() for _ in range(feeders)))
     return list(await asyncio.gather(*futures))
 
 
@@ -105,11 +118,11 @@ async def measure(case: str, side: Side, args: argparse.Namespace, topic: str, p
         await load(side, topic, WARM_SENDS, args.in_flight, 10.0)  # connections made, metadata known
         if case != "wedged":
             started = time.monotonic()
-            deliveries = await load(side, topic, args.messages, args.in_flight, 60.0)
+            deliveries = await load(side, topic, args.messages, args.in_flight, 60.0, args.feeders)
             return acked_per_s(deliveries, started)
         async with ConnectionBlackhole(FaultLedger(state / f"ledger-{uuid.uuid4().hex[:6]}"), port):
             started = time.monotonic()
-            deliveries = await load(side, topic, 10**9, args.in_flight, args.wedge_s)
+            deliveries = await load(side, topic, 10**9, args.in_flight, args.wedge_s, args.feeders)
         return acked_per_s(deliveries, started, started + args.wedge_s)
     finally:
         await side.close()
@@ -166,6 +179,7 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=4)
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--in-flight", type=int, default=1000)
+    parser.add_argument("--feeders", type=int, default=4)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--wedge-s", type=float, default=4.0)
     parser.add_argument("--json", type=Path)
@@ -174,10 +188,12 @@ def main() -> int:
     unknown = set(args.cases) - {"clean", "latency", "wedged"}
     if unknown:
         parser.error(f"unknown case(s) {', '.join(sorted(unknown))}: choose from clean, latency, wedged")
-    if min(args.rounds, args.pool_size, args.messages, args.in_flight) < 1 or args.warmup < 0 or args.wedge_s <= 0:
-        parser.error("--rounds, --pool-size, --messages and --in-flight must be at least 1, --warmup at least 0, "
-                     "--wedge-s above 0")
-    print(f"pool of {args.pool_size} vs one KafkaProducer, 100 B messages, {args.in_flight} in flight, acks=all; "
+    if min(args.rounds, args.pool_size, args.messages, args.in_flight, args.feeders) < 1 or args.warmup < 0 \
+            or args.wedge_s <= 0:
+        parser.error("--rounds, --pool-size, --messages, --in-flight and --feeders must be at least 1, "
+                     "--warmup at least 0, --wedge-s above 0")
+    print(f"pool of {args.pool_size} vs one KafkaProducer, 100 B messages, {args.in_flight} in flight from "
+          f"{args.feeders} callers, acks=all; "
           f"{args.rounds} rounds after {args.warmup} warm-up(s), sides alternating first")
     results = asyncio.run(main_async(args))
     for r in results:

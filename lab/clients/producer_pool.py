@@ -46,8 +46,6 @@ log = logging.getLogger("lab.clients.producer_pool")
 
 #: Resolved sends per member and per topic whose latencies make the recent p95.
 LATENCY_WINDOW = 256
-#: Sends one member may have waiting for a new batch before ``enqueue`` waits with them.
-MAX_STARTING = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +105,6 @@ class _Member:
         self.counts = {"sent": 0, ACKED: 0, UNKNOWN: 0, FAILED: 0}
         self.retiring = False
         self.starting = 0  # sends whose KafkaProducer.enqueue has not returned yet (waiting for a new batch)
-        self.starting_tasks: set[asyncio.Task[asyncio.Future[Delivery]]] = set()
 
     def stats(self, now: float, recent_s: float) -> MemberStats:
         return MemberStats(self.name, len(self.outstanding), self.last_used_at, self.last_progress_at,
@@ -209,18 +206,14 @@ class ProducerPool:
                       headers: list[tuple[str, bytes]] | None = None) -> "asyncio.Future[Delivery]":
         """Hand one message to the least-loaded member; a future of its Delivery (as KafkaProducer.enqueue).
 
-        It does not wait for the member: a member's enqueue waits when the message needs a new batch
-        (until the partition's previous batch has gone), and the caller should not wait behind one
-        member while others could take its next sends. So the member's enqueue runs as a task of its own,
-        and the member is not chosen again while it waits, unless every member does; with every member
-        waiting on ``MAX_STARTING`` sends, this waits for one of them, so the pool holds no unbounded
-        queue of its own.
+        It waits as the member's enqueue does (for a new batch, until the partition's previous batch has
+        gone): that is the pool's backpressure. Meanwhile other callers are routed to members that are
+        not waiting (bench/pool_bench.py measured a task per send instead, so that no caller ever waits
+        behind one member: a third of one producer's throughput, every send taking the slow path).
         """
         if self._closed:
             raise KafkaUnavailable("the producer pool is stopped")
         member = self._route()
-        if member.starting >= MAX_STARTING:
-            await asyncio.wait(set(member.starting_tasks), return_when=asyncio.FIRST_COMPLETED)
         now = time.monotonic()
         member.last_used_at = now
         if not member.outstanding:
@@ -228,42 +221,25 @@ class ProducerPool:
         stats = self._topics.get(topic)
         if stats is None:
             stats = self._topics[topic] = _Topic()
+        member.starting += 1
+        try:  # a cancelled caller: KafkaProducer.enqueue made no send (and no ledger entry) of it
+            future = await member.producer.enqueue(topic, value, key, message_id, headers)
+        finally:
+            member.starting -= 1
         stats.counts["sent"] += 1
         member.counts["sent"] += 1
-        result: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
-        member.outstanding.add(result)
-        # never cancelled (KafkaProducer.enqueue makes every other ending a failed Delivery): a send handed
-        # to the pool always ends in the ledger
-        task = asyncio.ensure_future(member.producer.enqueue(topic, value, key, message_id, headers))
-        member.starting += 1
-        member.starting_tasks.add(task)
-        task.add_done_callback(lambda t: self._handed_over(member, stats, result, t))
-        return result
-
-    def _handed_over(self, member: _Member, stats: _Topic, result: "asyncio.Future[Delivery]",
-                     task: "asyncio.Task[asyncio.Future[Delivery]]") -> None:
-        member.starting -= 1
-        member.starting_tasks.discard(task)
-        if task.cancelled() or task.exception() is not None:  # only if the loop is torn down under it
-            member.outstanding.discard(result)
-            if not result.done():
-                result.cancel()
-            return
-        delivery = task.result()
-        if delivery.done():
-            self._resolved(member, stats, result, delivery)
+        if future.done():
+            self._resolved(member, stats, future)
         else:
-            delivery.add_done_callback(lambda f: self._resolved(member, stats, result, f))
+            member.outstanding.add(future)
+            future.add_done_callback(lambda f: self._resolved(member, stats, f))
+        return future
 
-    def _resolved(self, member: _Member, stats: _Topic, result: "asyncio.Future[Delivery]",
-                  future: "asyncio.Future[Delivery]") -> None:
-        member.outstanding.discard(result)
-        if future.cancelled():
-            result.cancel()
+    def _resolved(self, member: _Member, stats: _Topic, future: "asyncio.Future[Delivery]") -> None:
+        member.outstanding.discard(future)
+        if future.cancelled():  # KafkaProducer never cancels it; only a loop torn down under it could
             return
         delivery = future.result()
-        if not result.done():
-            result.set_result(delivery)
         latency_s = delivery.resolved_at - delivery.sent_at
         member.counts[delivery.status] += 1
         stats.counts[delivery.status] += 1
@@ -364,8 +340,6 @@ class ProducerPool:
     async def _retire(self, member: _Member) -> None:
         """Out of routing already; wait for its sends (each resolves by its deadline), then stop it."""
         member.retiring = True
-        if member.starting_tasks:
-            await asyncio.wait(set(member.starting_tasks), timeout=2 * member.producer.settings.request_timeout_s + 1)
         if member.outstanding:
             bound_s = member.producer.settings.send_deadline_s + 1.0
             await asyncio.wait(set(member.outstanding), timeout=bound_s)
