@@ -18,7 +18,8 @@ What is guaranteed:
   breaker is not OPEN (an OPEN one would fail the send at once) and never a member being retired;
   order per key is therefore NOT kept across members (a single producer keeps it per partition);
 * every decision (scale up, scale down, replace, and a start that failed) is handed to ``on_event``
-  as a PoolEvent before it is carried out, so a scenario's history records it;
+  as a PoolEvent before it is carried out, so a scenario's history records it (an on_event that
+  raises is logged, and the decision still carried out);
 * health per member (``health()``) and statistics per topic (``topic_stats()``: sent, acked,
   unknown, failed, p95 latency of the last ``LATENCY_WINDOW`` resolved sends; a member's p95, which
   the policy reads, only of those resolved in the last ``PoolConfig.recent_s``).
@@ -330,7 +331,10 @@ class ProducerPool:
         log_event(log, logging.INFO, "producer pool " + kind, reason=reason, member=member, new_member=new_member,
                   size=after)
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception as err:  # the record of a decision failing must not stop the decision
+                log_event(log, logging.WARNING, "producer pool on_event failed", error=repr(err))
 
     def _retire_later(self, member: _Member) -> None:
         task = asyncio.ensure_future(self._retire(member))
@@ -376,4 +380,5 @@ def fixed_size(size: int) -> PoolConfig:
     return PoolConfig(min_size=size, max_size=size)
 
 
-__all__ = ["LATENCY_WINDOW", "MemberHealth", "PoolConfig", "PoolEvent", "ProducerPool", "TopicStats", "fixed_size"]
+__all__ = ["LATENCY_WINDOW", "MemberHealth", "PoolConfig", "PoolEvent", "ProducerPool", "TopicStats", "fixed_size",
+           "p95"]

@@ -6,7 +6,8 @@ not to a bootstrap of its own, so a second proxy cannot single one producer out.
 connection (no RST, no FIN, nothing answered) is what a NAT or firewall that forgets a flow leaves
 behind; aiokafka does not close a connection whose request timed out, so it keeps sending into the
 hole until the connection is dropped. This fault makes exactly that for ONE established connection
-of this process to ``remote_port`` on loopback, with an nftables table of its own (root, or
+of this process to ``remote_port`` on loopback (the busiest: the one that sent the most), with an
+nftables table of its own (root, or
 CAP_NET_ADMIN, in the lab's network namespace); connections opened afterwards are untouched.
 
 Guaranteed: the table's name is fixed before anything is touched and recorded in the ledger, so
@@ -18,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
+import subprocess
 import uuid
 from typing import Any
 
@@ -28,35 +31,30 @@ from .ledger import FaultLedger
 __all__ = ["ConnectionBlackhole", "established_local_ports"]
 
 NFT_TIMEOUT_S = 5.0
-_ESTABLISHED = "01"
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    fd_dir = f"/proc/{pid}/fd"
-    for name in os.listdir(fd_dir):
-        try:
-            target = os.readlink(os.path.join(fd_dir, name))
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
+SS_TIMEOUT_S = 5.0
 
 
 def established_local_ports(remote_port: int, pid: int | None = None) -> list[int]:
-    """Local ports of the process's established IPv4 TCP connections to ``remote_port``, oldest socket first
-    (lowest inode: sockets get increasing inode numbers)."""
-    inodes = _socket_inodes(pid or os.getpid())
+    """Local ports of the process's established TCP connections to ``remote_port``, busiest first (most
+    bytes sent; ``ss -tinp``, iproute2). A FaultError if ``ss`` is missing or fails."""
+    if shutil.which("ss") is None:
+        raise FaultError("ConnectionBlackhole needs ss (iproute2) on PATH to find the connection")
+    done = subprocess.run(["ss", "-tinpH", "state", "established", f"( dport = :{remote_port} )"],
+                          capture_output=True, text=True, timeout=SS_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise FaultError(f"ss failed ({done.returncode}): {done.stderr.strip() or 'no message'}")
+    owner = f"pid={pid or os.getpid()},"
     found: list[tuple[int, int]] = []
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
+    port: int | None = None
+    for line in done.stdout.splitlines():
+        if not line[:1].isspace():  # a connection: local and peer address, users:((...))
             fields = line.split()
-            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            if state == _ESTABLISHED and inode in inodes and int(remote.split(":")[1], 16) == remote_port:
-                found.append((int(inode), int(local.split(":")[1], 16)))
-    return [port for _, port in sorted(found)]
+            port = int(fields[2].rsplit(":", 1)[1]) if owner in line and len(fields) > 3 else None
+        elif port is not None:  # its TCP info
+            sent = re.search(r"\bbytes_sent:(\d+)", line)
+            found.append((int(sent.group(1)) if sent else 0, port))
+            port = None
+    return [p for _, p in sorted(found, key=lambda item: -item[0])]
 
 
 async def _nft(*args: str) -> tuple[int, str]:
@@ -74,8 +72,8 @@ async def _nft(*args: str) -> tuple[int, str]:
 class ConnectionBlackhole(Fault):
     """Every packet of one of this process's connections to ``remote_port`` dropped (both directions).
 
-    ``which``: the index among the process's established connections to that port, oldest first
-    (``0``: the oldest). The chosen local port is recorded in the ledger once learned.
+    ``which``: the index among the process's established connections to that port, busiest first
+    (``0``: the one that has sent the most bytes). The chosen local port is recorded in the ledger once learned.
     """
 
     kind = "connection_blackhole"
