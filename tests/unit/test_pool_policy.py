@@ -109,3 +109,8 @@ def test_bad_config_is_refused_naming_the_field(changes: dict, named: str) -> No
 
 def test_a_slow_p95_with_nothing_in_flight_does_not_grow_the_pool() -> None:
     assert decide(NOW, [member("a", in_flight=0, p95_s=0.3)], CONFIG, LONG_AGO, LONG_AGO) == []
+
+
+def test_a_member_with_nothing_in_flight_is_not_wedged_however_long_since_its_last_ack() -> None:
+    members = [member("a", in_flight=2), member("b", in_flight=0, progress_ago_s=30.0, used_ago_s=1.0)]
+    assert decide(NOW, members, CONFIG, LONG_AGO, LONG_AGO) == []
