@@ -35,7 +35,7 @@ import logging
 import time
 from typing import Callable
 
-from ..errors import ConfigError, KafkaUnavailable, LabError
+from ..errors import KafkaUnavailable, LabError
 from ..resilience import CircuitBreaker
 from .envelope import Envelope, encode as encode_envelope
 from .kafka import KafkaProducer, KafkaSettings, await_delivery
@@ -373,12 +373,4 @@ class ProducerPool:
         return len(self.members)
 
 
-def fixed_size(size: int) -> PoolConfig:
-    """A pool of exactly ``size`` members that still replaces wedged ones (for benchmarks and tests)."""
-    if not isinstance(size, int) or size < 1:
-        raise ConfigError(f"fixed_size: size must be a positive integer, not {size!r}")
-    return PoolConfig(min_size=size, max_size=size)
-
-
-__all__ = ["LATENCY_WINDOW", "MemberHealth", "PoolConfig", "PoolEvent", "ProducerPool", "TopicStats", "fixed_size",
-           "p95"]
+__all__ = ["LATENCY_WINDOW", "MemberHealth", "PoolConfig", "PoolEvent", "ProducerPool", "TopicStats", "p95"]
