@@ -120,3 +120,48 @@ async def test_envelopes_through_the_pool_are_read_back_by_id(stack):
     async with KafkaConsumer(ConsumerSettings(stack.kafka)) as consumer:
         records = await consumer.read_all(topic, timeout_s=10)
     assert sorted(envelope_id(r.headers) or "" for r in records) == sorted(d.message_id for d in deliveries)
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="ConnectionBlackhole needs nft")
+async def test_the_black_hole_drops_exactly_one_connection_and_heals(tmp_path):
+    """Real packets dropped: a request on the chosen connection gets no answer, one on another does, and after
+    the heal (from the ledger's data alone, as `lab heal` does) the chosen one answers again."""
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        busy, quiet = await asyncio.open_connection("127.0.0.1", port), await asyncio.open_connection("127.0.0.1", port)
+        assert await _round_trip(*busy, b"x" * 4096) and await _round_trip(*quiet, b"y")  # busy: the busiest
+        fault = ConnectionBlackhole(FaultLedger(tmp_path / "ledger"), port)
+        await fault.inject()
+        try:
+            assert fault.local_port == busy[1].get_extra_info("sockname")[1]
+            assert not await _round_trip(*busy, b"z")
+            assert await _round_trip(*quiet, b"z")
+        finally:
+            await ConnectionBlackhole.heal_from(fault.heal_data())
+        assert await _round_trip(*busy, b"", expect=b"z")  # the dropped byte, retransmitted after the heal
+        await ConnectionBlackhole.heal_from(fault.heal_data())  # twice: harmless
+        for _, writer in (busy, quiet):
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _round_trip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes,
+                      expect: bytes | None = None) -> bool:
+    writer.write(data)
+    await writer.drain()
+    want = len(expect if expect is not None else data)
+    try:
+        got = await asyncio.wait_for(reader.readexactly(want), 3.0 if expect is not None else 1.0)
+    except asyncio.TimeoutError:
+        return False
+    return got == (expect if expect is not None else data)
