@@ -165,3 +165,24 @@ async def _round_trip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     except asyncio.TimeoutError:
         return False
     return got == (expect if expect is not None else data)
+
+
+async def test_a_member_whose_breaker_stays_open_is_replaced(stack):
+    """A fenced member (its breaker OPEN, so every send to it would fail at once) is routed around, then
+    replaced once OPEN for ``open_s``; the pool keeps sending meanwhile."""
+    events: list[PoolEvent] = []
+    config = PoolConfig(min_size=2, max_size=2, open_s=0.3, tick_s=0.05, replace_cooldown_s=0.1)
+    topic = topic_name()
+    async with ProducerPool(KafkaSettings(stack.kafka, client_id="pool-fenced", **SETTINGS), config,
+                            on_event=events.append) as pool:
+        fenced = pool.members[0]
+        fenced.producer.breaker.transition_to_open()
+        deliveries = await send_batch(pool, topic, 0, 10)
+        assert all(d.status == ACKED for d in deliveries)  # none went to the OPEN member
+        deadline = time.monotonic() + 3.0
+        while not any(e.kind == "replace" for e in events) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        replaced = [e for e in events if e.kind == "replace"]
+        assert [e.member for e in replaced] == [fenced.name], events
+        assert "breaker OPEN" in replaced[0].reason
+        assert fenced not in pool.members and len(pool) == 2
