@@ -2,7 +2,7 @@
 
     python -m lab up    # the stack the bench sends through (Tansu behind lab.proxy)
     python bench/pool_bench.py [--cases clean,latency,wedged] [--rounds 5] [--warmup 1] [--pool-size 4]
-                               [--messages 5000] [--in-flight 1000] [--feeders 4] [--latency-ms 50]
+                               [--messages 5000] [--in-flight 1000] [--feeders 4] [--partitions N] [--latency-ms 50]
                                [--wedge-s 4] [--json FILE]
 
 Both sides are the lab's own KafkaProducer with the same settings (acks=all, linger 5 ms): "one" is
@@ -10,6 +10,8 @@ one producer, "pool" a ProducerPool of ``--pool-size`` of them (fixed size; it s
 member). Each round opens both sides fresh, warms each with 200 sends, and runs them one after the
 other, alternating which goes first; the verdict per case is the median of per-round ratios
 (pool / one) with their min and max, after ``--warmup`` rounds that are printed but not counted.
+
+``--partitions N`` creates each case's topic with N partitions first (else Tansu's default, 4).
 
 Load: ``--feeders`` concurrent callers (as a service's request handlers are), ``--in-flight`` sends
 outstanding at most between them (a new send as soon as one resolves), 100-byte messages, each with
@@ -38,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 
 from lab.clients import KafkaProducer, KafkaSettings  # noqa: E402
 from lab.clients.ledger import ACKED, Delivery  # noqa: E402
@@ -133,6 +137,8 @@ async def run_case(case: str, args: argparse.Namespace, settings: Settings, stat
                                                                          args.pool_size)]
     proxy = ToxiproxyClient(settings.proxy_url, timeout_s=5)
     topic = f"poolbench-{case}-{uuid.uuid4().hex[:6]}"
+    if args.partitions:
+        await create_topic(settings.kafka_bootstrap, topic, args.partitions)
     rows = []
     if case == "latency":
         await proxy.add_toxic("kafka", "latency", name="pool-bench-latency", stream="downstream",
@@ -159,6 +165,16 @@ async def run_case(case: str, args: argparse.Namespace, settings: Settings, stat
             "pool_median_msgs_s": statistics.median(r["pool_msgs_s"] for r in counted)}
 
 
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """The bench's topic with ``partitions`` partitions (else the broker's default on first send: Tansu's 4)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await asyncio.wait_for(admin.start(), 10)
+    try:
+        await asyncio.wait_for(admin.create_topics([NewTopic(topic, partitions, 1)]), 10)
+    finally:
+        await asyncio.wait_for(admin.close(), 10)
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     settings = Settings.from_env()
     results = []
@@ -180,6 +196,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--feeders", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=0, help="create each case's topic with this many "
+                        "partitions (0: the broker's default on first send)")
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--wedge-s", type=float, default=4.0)
     parser.add_argument("--json", type=Path)
