@@ -116,6 +116,8 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
         "kafka_written_not_acked": ("kafka: every call returns by its own timeout",
                                     "kafka: unknown sends found written, none lost"),
     },
+    "pool_never_replaces": {"kafka_pool_wedged": ("kafka: the wedged pool member replaced",)},
+    "pool_ignores_load": {"kafka_pool_wedged": ("kafka: few calls stuck behind the black-holed connection",)},
 }
 
 
@@ -143,6 +145,17 @@ _OOM_UNMEASURED = ("not measured: the memory cgroup cannot be created on the mac
 UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
     "postgres_oom": {"pg: recovered": _OOM_UNMEASURED, "pg: pool recovered, no leaked sessions": _OOM_UNMEASURED,
                      "pg: latency back to baseline": _OOM_UNMEASURED},
+    "kafka_pool_wedged": {
+        "kafka: acked rate held while one connection is black-holed": "the negative control fails it (6, 0, 0 calls/s "
+            "against 35/s); pool_ignores_load lowered it to 19 and 21/s against bounds of 25 and 22/s in the two runs "
+            "measured, too close to list",
+        "kafka: pool back to full health": "aiokafka renews the dead connection itself within its 2 s request "
+                                           "timeout: every member is healthy after the recovery, replaced or not",
+        **{check: "no send fails or ends unknown there: the stalled ones are retried on a new connection and "
+                  "acknowledged within their deadline, so no mutant of the producer's timeouts, errors or ledger "
+                  "has anything to break (each passed it)" for check in (
+            "kafka: every call returns by its own timeout", "kafka: only expected errors", "kafka: recovered",
+            "kafka: no acknowledged message lost", "kafka: one ledger entry per send")}},
     "kafka_partition_long": {check: "needs Apache Kafka (the compose backend); the matrix is measured on the local "
                                     "backend only" for check in (
         "kafka: breaker opens when its window reaches a threshold", "kafka: HALF_OPEN after the wait",

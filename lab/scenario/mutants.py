@@ -24,6 +24,7 @@ from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, PostgresClie
 from ..clients.envelope import Envelope, encode as encode_envelope
 from ..clients.pg_errors import translated
 from ..clients.ledger import ACKED as DELIVERY_ACKED, UNKNOWN as DELIVERY_UNKNOWN
+from ..clients.producer_pool import PoolConfig, ProducerPool
 from ..errors import DatabaseUnavailable, LabError, QueryTimeout, UsageError
 from ..resilience import BreakerConfig, BreakerState, CircuitBreaker
 from ..resilience.retry import RetryPolicy
@@ -48,6 +49,8 @@ class Mutant:
     kafka_settings: Callable[[KafkaSettings], KafkaSettings] = _same
     kafka_producer_class: type[KafkaProducer] = KafkaProducer
     group_consumer_class: type[GroupConsumer] = GroupConsumer
+    pool_config: Callable[[PoolConfig], PoolConfig] = _same  # the producer pool's (lab.scenario.pool_lane)
+    pool_class: type[ProducerPool] = ProducerPool
 
 
 # -- the breaker ---------------------------------------------------------------------------------------------------
@@ -331,6 +334,26 @@ def drop_membership_when_dead(coordinator: Any) -> None:
     coordinator.coordinator_dead = coordinator_dead
 
 
+# -- the producer pool ---------------------------------------------------------------------------------------------
+
+def _never_replaces(config: PoolConfig) -> PoolConfig:
+    """A wedged member (or one whose breaker stays OPEN) is never replaced: both bounds a billion seconds."""
+    return dataclasses.replace(config, wedged_s=1e9, open_s=1e9)
+
+
+class LoadBlindPool(ProducerPool):
+    """Sends go round robin over the members, whatever each has in flight or its breaker says."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = 0
+
+    def _route(self) -> Any:
+        super()._route()  # its error when the pool has no member
+        self._turn += 1
+        return self.members[self._turn % len(self.members)]
+
+
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("breaker_threshold_exclusive", "a failure or slow-call rate must exceed its threshold, not reach it "
            "(`>` for `>=`)", breaker_config=_threshold_exclusive),
@@ -372,6 +395,10 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "acknowledged message)", kafka_producer_class=ResendsSlowAckProducer),
     Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",
            kafka_settings=_no_deadlines),
+    Mutant("pool_never_replaces", "the producer pool never replaces a wedged member (or one whose breaker stays "
+           "OPEN)", pool_config=_never_replaces),
+    Mutant("pool_ignores_load", "the producer pool sends round robin, whatever each member has in flight",
+           pool_class=LoadBlindPool),
 )}
 
 

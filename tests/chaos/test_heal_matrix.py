@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def test_killed_run_is_healed_by_lab_heal_twice(chaos_stack, baseline):
 
 
 KINDS = ["toxic", "protocol_toxic", "partition", "flapping", "pause", "kill", "crash", "fd_limit", "flood",
-         "client_fd_limit", "memory_limit", "memory_trigger", "memory_hog", "user_fault"]
+         "client_fd_limit", "memory_limit", "memory_trigger", "memory_hog", "user_fault", "connection_blackhole"]
 
 
 def _class_of(kind: str) -> str:
@@ -141,7 +142,7 @@ def _class_of(kind: str) -> str:
             "flapping": "Flapping", "pause": "Pause", "kill": "KillRestart", "crash": "CrashBackend",
             "fd_limit": "ServerFdLimit", "flood": "ConnectionFlood", "client_fd_limit": "ClientFdLimit",
             "memory_limit": "MemoryLimit", "memory_trigger": "MemoryTrigger", "memory_hog": "MemoryHog",
-            "user_fault": "UserToxic"}[kind]
+            "user_fault": "UserToxic", "connection_blackhole": "ConnectionBlackhole"}[kind]
 
 
 def pg_sessions(stack, application: str) -> int:
@@ -166,6 +167,8 @@ def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_class(chaos_stack
     from lab.faults.fd import FLOOD_APPLICATION
     from lab.faults.memory import MemoryTrigger
 
+    if kind == "connection_blackhole" and shutil.which("nft") is None:
+        pytest.skip("ConnectionBlackhole needs nft")
     if kind == "protocol_toxic":
         flavour = running(Settings.from_env(chaos_stack.env)).proxy_flavour()
         if flavour != "lab.proxy":
@@ -191,6 +194,9 @@ def test_each_fault_kind_killed_mid_fault_is_healed_by_its_own_class(chaos_stack
     assert_restored(chaos_stack, baseline)
     assert pg_sessions(chaos_stack, FLOOD_APPLICATION) == 0
     assert pg_sessions(chaos_stack, MemoryTrigger.APPLICATION) == 0
+    if kind == "connection_blackhole":  # its nftables table, named in the ledger, is gone
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
+        assert entry["heal_data"]["table"] not in tables, tables
     if hog is not None:
         from lab.stack.procs import ProcessRecord, is_ours
 

@@ -2,6 +2,7 @@
 
 import os
 
+from lab.faults.connection import ConnectionBlackhole
 from lab.faults.network import ToxicFault, latency
 from lab.faults.protocol import PgStatementFault
 from lab.scenario import Scenario
@@ -31,6 +32,7 @@ FAULTS = {
     "memory_limit": lambda ctx: ctx.memory_limit("postgres", 512 * 1024 * 1024),
     "memory_trigger": lambda ctx: ctx.memory_trigger(HUNGRY, bite_within_s=60),
     "memory_hog": lambda ctx: ctx.memory_hog(64, max_s=120),
+    "connection_blackhole": lambda ctx: ConnectionBlackhole(ctx.ledger, ctx.settings.pg_proxy_port),
 }
 
 SCENARIO = Scenario(
