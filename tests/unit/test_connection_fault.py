@@ -8,6 +8,8 @@ from lab.errors import FaultError
 from lab.faults.connection import ConnectionBlackhole
 from lab.faults.ledger import FaultLedger
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("kwargs, named", [
     ({"remote_port": 0}, "remote_port"), ({"remote_port": 70000}, "remote_port"),

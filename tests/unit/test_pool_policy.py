@@ -7,6 +7,8 @@ import pytest
 from lab.clients.pool_policy import REPLACE, SCALE_DOWN, SCALE_UP, MemberStats, PoolConfig, decide
 from lab.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 CONFIG = PoolConfig(min_size=1, max_size=3, backlog_per_producer=100, p95_latency_s=0.2, idle_s=5.0,
                     wedged_s=2.0, open_s=3.0, cooldown_s=1.0, replace_cooldown_s=1.0)
 NOW = 100.0
