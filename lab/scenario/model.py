@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -57,6 +58,9 @@ class Scenario:
     needs_apache_kafka: str = ""
     # why it needs lab.proxy (its protocol-aware toxics), if it does: skipped with this reason behind Toxiproxy
     needs_lab_proxy: str = ""
+    # the commands its faults run, and why: skipped with this reason where one is missing or the lab is not root
+    needs_commands: tuple[str, ...] = ()
+    needs_commands_why: str = ""
     # the lab's clients' lane for a component, where not the default one (a subclass of PgLane / KafkaLane)
     pg_lane: "type[PgLane] | None" = None
     kafka_lane: "type[KafkaLane] | None" = None
@@ -67,6 +71,11 @@ class Scenario:
             return f"the broker is {stack.kafka_flavour()}: {self.needs_apache_kafka}"
         if self.needs_lab_proxy and stack.proxy_flavour() != "lab.proxy":
             return f"the fault proxy is {stack.proxy_flavour()}: {self.needs_lab_proxy}"
+        if self.needs_commands:
+            missing = [command for command in self.needs_commands if shutil.which(command) is None]
+            if missing or os.geteuid() != 0:
+                lacking = f"no {', '.join(missing)} on PATH" if missing else "the lab does not run as root"
+                return f"{lacking}: {self.needs_commands_why}"
         return ""
 
 

@@ -37,6 +37,9 @@ SCENARIO = Scenario(
     # that routes around the dead connection from one that keeps sending into it
     profile=ClientProfile(request_timeout_s=2.0, send_deadline_s=4.0),
     kafka_lane=PoolLane,
+    needs_commands=("nft", "ss"),
+    needs_commands_why="the fault drops one connection's packets with an nftables rule it finds with ss, as root "
+                       "(Debian: apt-get install nftables iproute2)",
     faults=lambda ctx: [ConnectionBlackhole(ctx.ledger, ctx.settings.kafka_proxy_port)],
     checks=lambda p: ([("kafka: acked rate held while one connection is black-holed", acked_rate_held("kafka",
                                                                                                       RATE_HELD)),

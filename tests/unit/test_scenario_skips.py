@@ -36,3 +36,10 @@ def test_each_stack_skips_exactly_what_it_lacks():
     assert runnable(Stack("apache", "toxiproxy")) == everything - protocol  # the nightly's official images
     reason = available()["kafka_not_leader"].skip_reason(Stack("apache", "toxiproxy"))
     assert reason.startswith("the fault proxy is toxiproxy: ")
+
+
+def test_a_scenario_whose_fault_needs_a_missing_command_says_which(monkeypatch):
+    wedged = available()["kafka_pool_wedged"]
+    monkeypatch.setenv("PATH", "/nonexistent")
+    reason = wedged.skip_reason(Stack("tansu", "lab.proxy"))
+    assert reason.startswith("no nft, ss on PATH: ") and "nftables" in reason, reason
