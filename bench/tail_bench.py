@@ -12,7 +12,8 @@ in the tail is the path under test.
 Each round runs one batch per side: direct to the echo server, then through each proxy, the order rotated
 every round so no side always runs first or last on a machine other processes share. Per side and round
 the p50, p99 and p99.9 are taken; the report gives, per side, the median over rounds with the spread
-(min..max), and the median of the per-round ratios to direct loopback with their spread.
+(min..max), and the median of the per-round ratios to direct loopback with their spread; with
+``--toxiproxy``, also each other proxy's per-round ratios to Toxiproxy and in how many rounds it did better.
 
 ``--proxy NAME=SRC_DIR`` runs ``python -m lab.proxy`` with ``SRC_DIR`` first on ``PYTHONPATH`` (a git
 worktree of another commit gives a before/after in the same machine state); ``,KEY=VALUE`` sets
@@ -67,9 +68,9 @@ def wait_for_api(port: int, proc: subprocess.Popen, timeout_s: float = 20.0) -> 
         try:
             api(port, "GET", "/version")
             return
-        except OSError:
+        except OSError as error:
             if proc.poll() is not None:
-                raise SystemExit(f"tail_bench: the proxy exited with {proc.returncode} before answering")
+                raise SystemExit(f"tail_bench: the proxy exited with {proc.returncode} before answering") from error
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -218,7 +219,8 @@ def main() -> int:
                 api_port = free_port()
                 full_env = {**os.environ, **env}
                 if src is not None:
-                    full_env["PYTHONPATH"] = os.pathsep.join([str(src), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+                    full_env["PYTHONPATH"] = os.pathsep.join(
+                        [str(src), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
                 proc = subprocess.Popen(command + ["-host", "127.0.0.1", "-port", str(api_port)],
                                         cwd=tmp, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 procs.append(proc)
@@ -307,6 +309,20 @@ def main() -> int:
             if side != "direct" or key == "client_wait":
                 line.append(f"{key} {spread(values, '{:.1f}')} us/rt")
         print("  ".join(line))
+    if "toxiproxy" in sides:  # each other proxy against the real Toxiproxy, paired round by round
+        keys = [*PERCENTILES, *(["bulk_mbit_s"] if args.bulk_mib else [])]
+        for side in sides:
+            if side in ("direct", "toxiproxy"):
+                continue
+            line = [f"{side + ' / toxiproxy':>12}"]
+            for key in keys:
+                ratios = [r[side][key] / r["toxiproxy"][key] for r in rounds]
+                better = sum(1 for ratio in ratios if (ratio > 1 if key == "bulk_mbit_s" else ratio < 1))
+                summary[side][f"{key}_vs_toxiproxy"] = {"median": statistics.median(ratios), "min": min(ratios),
+                                                        "max": max(ratios), "better_rounds": better}
+                line.append(f"{key.replace('_mbit_s', '')} {spread(ratios, '{:.2f}')}x"
+                            f" (better in {better}/{len(rounds)})")
+            print("  ".join(line))
     if args.json:
         args.json.write_text(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(),
                                          "count": args.count, "size": args.size, "summary": summary,

@@ -27,7 +27,7 @@ MODULE=github.com/Shopify/toxiproxy/v2
 PACKAGES=(golang-go golang-github-gorilla-mux-dev golang-github-prometheus-client-golang-dev
           golang-github-prometheus-client-model-dev golang-github-prometheus-common-dev
           golang-github-prometheus-procfs-dev golang-github-rs-zerolog-dev golang-github-urfave-cli-v2-dev
-          golang-golang-x-term-dev golang-gopkg-tomb.v1-dev golang-github-stretchr-testify-dev)
+          golang-golang-x-term-dev golang-gopkg-tomb.v1-dev golang-github-stretchr-testify-dev patch)
 
 die() { echo "toxiproxy/build.sh: $*" >&2; exit 1; }
 log() { echo "toxiproxy/build.sh: $*" >&2; }
@@ -81,11 +81,11 @@ needs_zerolog_patch() {  # Debian 12's zerolog 1.26: CallerMarshalFunc without t
   grep -q 'CallerMarshalFunc = func(file string, line int) string' /usr/share/gocode/src/github.com/rs/zerolog/globals.go
 }
 
-install_packages
 work=$(mktemp -d "${TMPDIR:-/tmp}/toxiproxy-build.XXXX")
 trap 'rm -rf "$work"' EXIT
 tree=$work/gopath/src/$MODULE
-unpack_source "$tree"
+unpack_source "$tree"  # first: a wrong SOURCE fails before anything is installed
+install_packages
 if needs_zerolog_patch; then
   log "applying zerolog-1.26-caller.patch (Debian's zerolog is older than 1.27)"
   patch -s -p1 -d "$tree" <"$HERE/zerolog-1.26-caller.patch" || die "zerolog-1.26-caller.patch did not apply"
