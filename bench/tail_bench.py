@@ -26,7 +26,9 @@ which Toxiproxy does not pass on) and reports Gbit/s and the ratio to direct.
 ``--churn PER_S`` opens and closes other connections through the side being measured meanwhile (what
 brings a proxy's garbage collector out). ``proxy_cpu`` and ``proxy_wait`` are the proxy's time on a CPU
 and runnable-but-waiting-for-one per round trip (``/proc/PID/task/*/schedstat``): where the tail is
-run-queue wait, it is the machine's scheduler, not the proxy's code.
+run-queue wait, it is the machine's scheduler, not the proxy's code. ``proxy_preempt`` is how often, per
+1000 round trips, one of the proxy's threads was switched out while still runnable (``nonvoluntary_ctxt_switches``
+in ``/proc/PID/task/*/status``).
 """
 
 from __future__ import annotations
@@ -124,6 +126,18 @@ def schedstat(pid: int) -> tuple[int, int]:
         cpu += int(fields[0])
         wait += int(fields[1])
     return cpu, wait
+
+
+def preemptions(pid: int) -> int:
+    """Times the process's threads were switched out while still runnable (nonvoluntary_ctxt_switches)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("nonvoluntary_ctxt_switches:"))
+    return total
 
 
 def ping(binary: Path, port: int, count: int, size: int) -> tuple[list[int], tuple[int, int]]:
@@ -241,18 +255,22 @@ def main() -> int:
                 row = {}
                 for side in order:
                     before = schedstat(pids[side]) if side in pids else (0, 0)
+                    preempted_before = preemptions(pids[side]) if side in pids else 0
                     if args.churn:
                         with Churn(ports[side], args.churn):
                             samples, client = ping(binary, ports[side], args.count, args.size)
                     else:
                         samples, client = ping(binary, ports[side], args.count, args.size)
                     after = schedstat(pids[side]) if side in pids else (0, 0)
+                    preempted = (preemptions(pids[side]) - preempted_before) if side in pids else 0
                     total = args.count * 11 // 10  # with the warm-up
                     row[side] = {key: percentile(samples, pct) for key, pct in PERCENTILES.items()}
                     # ns per round trip: the proxy's time on a CPU and runnable-but-waiting, the client's wait
                     row[side]["proxy_cpu"] = (after[0] - before[0]) // total
                     row[side]["proxy_wait"] = (after[1] - before[1]) // total
                     row[side]["client_wait"] = client[1] // total
+                    # per 1000 round trips: how often the proxy lost its CPU while it still had work
+                    row[side]["proxy_preempt"] = preempted * 1000 * 1000 // total  # in 1/1000ths
                     if args.bulk_mib:  # after the pings, so it never overlaps them
                         seconds = bulk(sink_ports[side], args.bulk_mib << 20)
                         row[side]["bulk_mbit_s"] = int((args.bulk_mib << 20) * 8 / seconds / 1e6)
@@ -303,10 +321,12 @@ def main() -> int:
                 summary[side]["bulk_ratio"] = {"median": statistics.median(ratios), "min": min(ratios),
                                                "max": max(ratios)}
                 line.append(f"= {spread(ratios, '{:.2f}')}x")
-        for key in ("proxy_cpu", "proxy_wait", "client_wait"):
+        for key in ("proxy_cpu", "proxy_wait", "client_wait", "proxy_preempt"):
             values = [r[side][key] / 1000 for r in rounds]
             summary[side][f"{key}_us"] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-            if side != "direct" or key == "client_wait":
+            if key == "proxy_preempt" and side != "direct":
+                line.append(f"{key} {spread(values, '{:.1f}')} per 1000 rt")
+            elif side != "direct" or key == "client_wait":
                 line.append(f"{key} {spread(values, '{:.1f}')} us/rt")
         print("  ".join(line))
     if "toxiproxy" in sides:  # each other proxy against the real Toxiproxy, paired round by round
