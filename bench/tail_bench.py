@@ -140,15 +140,23 @@ def preemptions(pid: int) -> int:
     return total
 
 
-def ping(binary: Path, port: int, count: int, size: int) -> tuple[list[int], tuple[int, int]]:
-    """Sorted round trips in ns, and the client's own (cpu, wait) ns."""
-    out = subprocess.run([str(binary), "client", str(port), str(count), str(count // 10), str(size)],
-                         check=True, capture_output=True, text=True, timeout=300).stdout
-    samples, client = [], (0, 0)
+def ping(binary: Path, port: int, count: int, size: int) -> tuple[list[int], tuple[int, int, int]]:
+    """Sorted round trips in ns, and the client's own (cpu ns, wait ns, pid)."""
+    proc = subprocess.Popen([str(binary), "client", str(port), str(count), str(count // 10), str(size)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode:
+        raise SystemExit(f"tail_bench: the ping client exited with {proc.returncode}: {err.strip()}")
+    samples, client = [], (0, 0, proc.pid)
     for line in out.splitlines():
         if line.startswith("#sched "):
             cpu_ns, wait_ns, _ = line.split()[1:]
-            client = (int(cpu_ns), int(wait_ns))
+            client = (int(cpu_ns), int(wait_ns), proc.pid)
         else:
             samples.append(int(line))
     return sorted(samples), client
@@ -269,6 +277,7 @@ def main() -> int:
                     row[side]["proxy_cpu"] = (after[0] - before[0]) // total
                     row[side]["proxy_wait"] = (after[1] - before[1]) // total
                     row[side]["client_wait"] = client[1] // total
+                    row[side]["client_pid"] = client[2]  # for bench/sched_attribution.py
                     # per 1000 round trips: how often the proxy lost its CPU while it still had work
                     row[side]["proxy_preempt"] = preempted * 1000 * 1000 // total  # in 1/1000ths
                     if args.bulk_mib:  # after the pings, so it never overlaps them
@@ -346,7 +355,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(),
                                          "count": args.count, "size": args.size, "summary": summary,
-                                         "rounds": rounds}, indent=2))
+                                         "rounds": rounds, "pids": {**pids, "echo": echo.pid}},
+                                        indent=2))
     return 0
 
 
