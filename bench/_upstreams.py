@@ -2,7 +2,11 @@
 
 Prints one JSON line {"echo": port, "sink": port, "hold": port}, then serves
 until stdin closes. echo: echoes. sink: counts bytes; when the client half-
-closes, answers with the total as 8 bytes. hold: accepts and does nothing.
+closes, answers with the total as 8 bytes. sized: like sink, but the client
+says first (8 bytes) how many bytes follow, and the answer comes once they
+have all arrived, with no half-close: Toxiproxy closes both directions when
+one ends, so a proxy that does that still gets measured. hold: accepts and
+does nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ class Sink(asyncio.Protocol):
         return True
 
 
+class SizedSink(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.header = b""
+        self.expected = None
+        self.total = 0
+
+    def data_received(self, data):
+        if self.expected is None:
+            self.header += data
+            if len(self.header) < 8:
+                return
+            self.expected = int.from_bytes(self.header[:8], "big")
+            data = self.header[8:]
+        self.total += len(data)
+        if self.total >= self.expected:
+            self.transport.write(self.total.to_bytes(8, "big"))
+
+
 class Hold(asyncio.Protocol):
     pass
 
@@ -41,7 +64,7 @@ class Hold(asyncio.Protocol):
 async def main() -> None:
     loop = asyncio.get_running_loop()
     servers = {name: await loop.create_server(cls, "127.0.0.1", 0, backlog=4096)
-               for name, cls in (("echo", Echo), ("sink", Sink), ("hold", Hold))}
+               for name, cls in (("echo", Echo), ("sink", Sink), ("sized", SizedSink), ("hold", Hold))}
     print(json.dumps({name: s.sockets[0].getsockname()[1] for name, s in servers.items()}), flush=True)
     await loop.run_in_executor(None, sys.stdin.read)
 
