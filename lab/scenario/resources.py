@@ -23,151 +23,19 @@ growing across the fault and are still there once the scenario recovered.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import struct
 import threading
 import time
 from typing import Any, Callable
 
 from .checks import PASS, Check, Verdict
 from .history import FAIL, OK, UNKNOWN, History
+from .proc_counts import FdTables, ProcessGone, Root, TcpTable, netns, sample_tree, tcp_inodes_of
 
 INTERVAL_S = 0.5  # twice a second: at 4/s a Postgres tree of ~20 processes costs the sampler ~1.5% of a core
 RELOOKUP_S = 1.0
 WORKLOAD = "workload"
 CHECKED_PHASES = ("baseline", "recovery")  # the growth check compares their ends
-
-
-TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
-NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
-NLM_F_REQUEST, NLM_F_DUMP, NLMSG_ERROR, NLMSG_DONE = 0x1, 0x300, 2, 3
-ALL_BUT_LISTEN = 0xFFF & ~(1 << 10)  # a bit per TCP state; LISTEN is state 10
-INODE_OFFSET = 16 + 68  # nlmsghdr, then inet_diag_msg's idiag_inode
-
-
-def _tcp_inodes_here() -> set[int]:
-    """Inodes of this network namespace's TCP sockets in any state but LISTEN, by a sock_diag dump (what
-    ``ss`` does): ~2 ms, where reading /proc/net/tcp walks the kernel's whole established hash (~25 ms
-    here even when empty) and psutil's per-process ``net_connections`` does that again for each process."""
-    inodes: set[int] = set()
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as link:
-        link.settimeout(1.0)
-        for family in (socket.AF_INET, socket.AF_INET6):
-            request = struct.pack("=BBBBI48x", family, socket.IPPROTO_TCP, 0, 0, ALL_BUT_LISTEN)
-            link.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
-                                  family, 0) + request)
-            done = False
-            while not done:
-                data = link.recv(65536)
-                offset = 0
-                while offset + 16 <= len(data):
-                    length, kind = struct.unpack_from("=IH", data, offset)
-                    if kind == NLMSG_DONE:
-                        done = True
-                        break
-                    if kind == NLMSG_ERROR:
-                        raise OSError("sock_diag answered with an error")
-                    inodes.add(struct.unpack_from("=I", data, offset + INODE_OFFSET)[0])
-                    offset += (length + 3) & ~3
-                done = done or not data
-    return inodes
-
-
-def _tcp_inodes_of(pid: int) -> set[int]:
-    """The same for ``pid``'s network namespace when it is another one (a container): its /proc tables."""
-    inodes: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as lines:
-                next(lines, None)
-                for line in lines:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] != TCP_LISTEN:
-                        inodes.add(int(fields[9]))
-        except OSError:
-            continue
-    return inodes
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, from the kernel's per-thread children lists (no scan of every process)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as children:
-                    pending += [int(child) for child in children.read().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _fds(pid: int, tcp_inodes: set[int]) -> tuple[int, int]:
-    """(open fds, TCP connections among them) of one process."""
-    count = tcp = 0
-    with os.scandir(f"/proc/{pid}/fd") as entries:
-        for entry in entries:
-            count += 1
-            try:
-                link = os.readlink(entry.path)
-            except OSError:  # closed while we looked
-                continue
-            if link.startswith("socket:[") and int(link[8:-1]) in tcp_inodes:
-                tcp += 1
-    return count, tcp
-
-
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _stat(pid: int) -> tuple[int, int]:
-    """(RSS in bytes, threads) of one process, from one read of /proc/<pid>/stat (psutil's memory_info and
-    num_threads read two files through several layers: three times the cost, measured)."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        data = stat.read()
-    fields = data[data.rindex(b")") + 2:].split()  # from field 3 (state) on: the name may hold spaces
-    return int(fields[21]) * PAGE_SIZE, int(fields[17])
-
-
-def sample_tree(process: Any, tcp_inodes: set[int], members: list[int] | None = None
-                ) -> tuple[dict[str, int], list[int]]:
-    """fds, RSS (summed over the tree, so shared pages count more than once), threads and TCP connections
-    (sockets whose inode is in ``tcp_inodes``) of ``process`` (a psutil.Process, which guards against a
-    reused pid) and its descendants, and the pids that were read.
-
-    ``members``: the pids to read (a tree found by an earlier sample, or just the root); None finds the
-    tree now. A member that is gone is left out. Raises psutil.NoSuchProcess if the root is gone."""
-    import psutil
-
-    if not process.is_running():
-        raise psutil.NoSuchProcess(process.pid)
-    totals = {"fds": 0, "rss_bytes": 0, "threads": 0, "tcp_connections": 0, "processes": 0}
-    read = []
-    for pid in _tree(process.pid) if members is None else members:
-        try:
-            rss_bytes, threads = _stat(pid)
-            fds, tcp = _fds(pid, tcp_inodes)
-        except (OSError, ValueError, IndexError) as err:
-            if pid == process.pid:
-                raise psutil.NoSuchProcess(pid) from err  # the root is gone: the caller looks it up again
-            continue
-        read.append(pid)
-        totals["fds"] += fds
-        totals["rss_bytes"] += rss_bytes
-        totals["threads"] += threads
-        totals["tcp_connections"] += tcp
-        totals["processes"] += 1
-    return totals, read
-
-
-def _netns(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net")
-    except OSError:
-        return ""
 
 
 class ResourceSampler:
@@ -186,14 +54,15 @@ class ResourceSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._processes: dict[str, Any] = {}
+        self._processes: dict[str, Root] = {}
         self._looked_up: dict[str, float] = {}
         self._trees: dict[str, tuple[float, list[int]]] = {}
+        self._netns: dict[int, str] = {}  # per sampled root pid (a process does not change namespaces)
+        self._tcp = TcpTable()
+        self.fd_tables = FdTables()
 
     def start(self) -> "ResourceSampler":
-        import psutil
-
-        self._processes[WORKLOAD] = psutil.Process(os.getpid())
+        self._processes[WORKLOAD] = Root.of(os.getpid())
         self._thread = threading.Thread(target=self._loop, name="resource-sampler", daemon=True)
         self._thread.start()
         return self
@@ -204,6 +73,8 @@ class ResourceSampler:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+            with self._lock:
+                self._tcp.close()
             self.history.add("sampler", FAIL if self.errors else OK, samples=self.samples,
                              cpu_s=round(self.cpu_s, 6), interval_s=self.interval_s, errors=self.errors[:5])
 
@@ -228,9 +99,7 @@ class ResourceSampler:
             self.cpu_s += time.thread_time() - started
             self._stop.wait(self.interval_s)
 
-    def _process(self, name: str) -> Any | None:
-        import psutil
-
+    def _process(self, name: str) -> Root | None:
         process = self._processes.get(name)
         if process is not None:  # if it is gone, sample_tree says so and it is looked up again
             return process
@@ -239,7 +108,7 @@ class ResourceSampler:
             return None
         self._looked_up[name] = now
         try:
-            process = psutil.Process(self.lookup(name))
+            process = Root.of(self.lookup(name))
         except Exception:  # not running (a fault killed it), or no host pid to be had
             self._processes.pop(name, None)
             return None
@@ -251,21 +120,19 @@ class ResourceSampler:
             self._sample()
 
     def _sample(self) -> None:
-        import psutil
-
         self.samples += 1
-        here = _netns(os.getpid())
+        here = self._netns_of(os.getpid())
         tables: dict[str, set[int]] = {}
         for name in (WORKLOAD, *self.components):
             process = self._process(name)
             if process is None:
                 continue
-            netns = _netns(process.pid)
-            if netns not in tables:
+            namespace = self._netns_of(process.pid)
+            if namespace not in tables:
                 try:
-                    tables[netns] = _tcp_inodes_here() if netns == here else _tcp_inodes_of(process.pid)
+                    tables[namespace] = self._tcp.inodes() if namespace == here else tcp_inodes_of(process.pid)
                 except OSError:  # no sock_diag (a restricted kernel): the /proc tables, slower
-                    tables[netns] = _tcp_inodes_of(process.pid)
+                    tables[namespace] = tcp_inodes_of(process.pid)
             # the workload alone: a component a fault restarts from this process becomes its child. A
             # component's tree is looked up again at most once a second (its pool's backends come and go)
             scanned_at, members = self._trees.get(name, (-RELOOKUP_S, None))
@@ -275,13 +142,22 @@ class ResourceSampler:
             elif now - scanned_at >= RELOOKUP_S or not members or members[0] != process.pid:
                 members, scanned_at = None, now
             try:
-                values, read = sample_tree(process, tables[netns], members)
-            except psutil.Error:
+                values, read = sample_tree(process, tables[namespace], members, self.fd_tables)
+            except ProcessGone:
                 self._processes.pop(name, None)
                 self._trees.pop(name, None)
+                self._netns.pop(process.pid, None)
                 continue
             self._trees[name] = (scanned_at, read)
+            if name == WORKLOAD:  # the sampler's own netlink socket is not the workload's
+                values["fds"] -= self._tcp.own_fds()
             self.history.add("resource", OK, None, process=name, pid=process.pid, **values)
+        self.fd_tables.prune()
+
+    def _netns_of(self, pid: int) -> str:
+        if pid not in self._netns:
+            self._netns[pid] = netns(pid)
+        return self._netns[pid]
 
 
 def for_backend(history: History, stack: Any, interval_s: float = INTERVAL_S) -> ResourceSampler:

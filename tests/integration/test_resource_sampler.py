@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -12,7 +14,10 @@ import psutil
 import pytest
 
 from lab.scenario.history import History
-from lab.scenario.resources import ResourceSampler, _tcp_inodes_here, _tcp_inodes_of, sample_tree
+from lab.scenario.proc_counts import FdTables, ProcessGone, Root, cpu_ns, fd_table, sample_tree
+from lab.scenario.proc_counts import tcp_inodes_here as _tcp_inodes_here
+from lab.scenario.proc_counts import tcp_inodes_of as _tcp_inodes_of
+from lab.scenario.resources import ResourceSampler
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +55,11 @@ def _stop(child: subprocess.Popen) -> None:
 def test_fds_connections_and_the_process_tree_are_counted():
     small, big = _child(1, 1, 1), _child(11, 4, 6)
     try:
-        a, _ = sample_tree(psutil.Process(small.pid), _tcp_inodes_here())
-        b, members = sample_tree(psutil.Process(big.pid), _tcp_inodes_here())
-        alone, _ = sample_tree(psutil.Process(big.pid), _tcp_inodes_here(), members=[big.pid])
+        a, _ = sample_tree(Root.of(small.pid), _tcp_inodes_here())
+        b, members = sample_tree(Root.of(big.pid), _tcp_inodes_here())
+        alone, _ = sample_tree(Root.of(big.pid), _tcp_inodes_here(), members=[big.pid])
         # another network namespace's table is read from /proc (a container's): the same count here
-        from_proc, _ = sample_tree(psutil.Process(big.pid), _tcp_inodes_of(big.pid), members)
+        from_proc, _ = sample_tree(Root.of(big.pid), _tcp_inodes_of(big.pid), members)
         rss_bytes, threads = psutil.Process(big.pid).memory_info().rss, psutil.Process(big.pid).num_threads()
     finally:
         _stop(small)
@@ -92,3 +97,91 @@ def test_the_sampler_follows_a_component_that_was_restarted():
     assert len(times) >= 5 and max(b - a for a, b in zip(times, times[1:])) < 0.5
     assert any(e.get("process") == "workload" and e.get("pid") == os.getpid() for e in history.of("resource"))
     assert [e.get("samples") > 0 and e.get("cpu_s") >= 0 for e in history.of("sampler")] == [True]
+
+
+# Holds FILES files and one connection to the test's server, says "ready", then on each line read from stdin
+# opens 5 more files and one more connection, and says "done". Between lines it sleeps in a read: it uses no CPU.
+GROWING = """
+import os, socket, sys
+files, port = int(sys.argv[1]), int(sys.argv[2])
+held = [open(os.devnull) for _ in range(files)] + [socket.create_connection(("127.0.0.1", port))]
+print("ready", flush=True)
+for line in sys.stdin:
+    held += [open(os.devnull) for _ in range(5)] + [socket.create_connection(("127.0.0.1", port))]
+    print("done", flush=True)
+"""
+
+
+def _asleep(pid: int) -> None:
+    """Returns once ``pid`` has used no CPU for 0.1 s (it is blocked in its read), within 5 s."""
+    deadline, last = time.monotonic() + 5, cpu_ns(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ns(pid)
+        if now == last:
+            return
+        last = now
+    raise AssertionError(f"process {pid} kept running")
+
+
+def test_a_kept_fd_table_is_read_again_once_its_process_ran_and_tcp_counts_follow_the_fresh_dump():
+    server = socket.create_server(("127.0.0.1", 0))
+    child = subprocess.Popen([sys.executable, "-c", GROWING, "3", str(server.getsockname()[1])],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        ours = [server.accept()[0]]
+        _asleep(child.pid)
+        root, tables = Root.of(child.pid), FdTables()
+        first, _ = sample_tree(root, _tcp_inodes_here(), [child.pid], tables)
+        again, _ = sample_tree(root, _tcp_inodes_here(), [child.pid], tables)
+        assert (tables.reads, tables.reuses) == (1, 1)  # it slept in between: its table was kept
+        assert again == first and first["tcp_connections"] == 1
+
+        child.stdin.write("grow\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        ours.append(server.accept()[0])
+        _asleep(child.pid)
+        grown, _ = sample_tree(root, _tcp_inodes_here(), [child.pid], tables)
+        assert tables.reads == 2  # it ran: read again
+        assert (grown["fds"] - first["fds"], grown["tcp_connections"]) == (6, 2)
+        assert grown["fds"] == fd_table(child.pid).fds
+
+        # our end resets the first connection (SO_LINGER 0): the child's socket leaves the TCP table while
+        # the child sleeps (the kernel handles the RST, not the child), so its kept table still lists it
+        ours[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ours[0].close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            reset, _ = sample_tree(root, _tcp_inodes_here(), [child.pid], tables)
+            if reset["tcp_connections"] == 1:
+                break
+            time.sleep(0.02)
+        assert tables.reuses >= 2 and tables.reads == 2  # from the kept table ...
+        assert (reset["fds"], reset["tcp_connections"]) == (grown["fds"], 1)  # ... and the fresh dump
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        server.close()
+        for sock in locals().get("ours", []):
+            sock.close()
+
+
+def test_a_reused_pid_is_another_process():
+    here = Root.of(os.getpid())
+    with pytest.raises(ProcessGone):
+        sample_tree(Root(here.pid, here.started + 1), set(), [here.pid])
+
+
+def test_the_samplers_own_netlink_socket_is_not_counted_as_the_workloads():
+    history = History()
+    before = len(os.listdir("/proc/self/fd")) - 1  # listdir's own directory fd is not the workload's either
+    sampler = ResourceSampler(history, (), lambda name: 0, interval_s=60).start()
+    deadline = time.monotonic() + 10
+    while not any(history.of("resource")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sampler.stop()
+    [sample] = history.of("resource", process="workload")
+    assert sample.get("fds") == before
