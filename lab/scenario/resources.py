@@ -236,14 +236,17 @@ def no_resource_growth(process: str = WORKLOAD, window_s: float = 1.0, fd_slack:
 
 def growth(history: History) -> dict[str, float]:
     """Per sampled process: fds and TCP connections at the end of the recovery minus the end of the baseline,
-    and the peak RSS (for the run store; absent where there is no sample)."""
+    and the peak RSS (for the run store; absent where there is no sample). One pass over the history."""
+    by_process: dict[str, list[Any]] = {}
+    for event in history.events:
+        if event.kind == "resource":
+            by_process.setdefault(str(event.get("process")), []).append(event)
+    baseline, recovery = history.phase("baseline"), history.phase("recovery")
     metrics: dict[str, float] = {}
-    names = sorted({str(e.get("process")) for e in history.of("resource")})
-    for name in names:
-        samples = list(history.of("resource", process=name))
+    for name in sorted(by_process):
+        samples = by_process[name]
         metrics[f"resource.{name}.peak_rss_bytes"] = float(max(e.get("rss_bytes") for e in samples))
         metrics[f"resource.{name}.peak_fds"] = float(max(e.get("fds") for e in samples))
-        baseline, recovery = history.phase("baseline"), history.phase("recovery")
         if baseline is None or recovery is None:
             continue
         before = [e for e in samples if max(baseline[0], baseline[1] - 1.0) <= e.t <= baseline[1]]

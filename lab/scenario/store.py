@@ -62,24 +62,38 @@ class StoredResult:
     metrics: dict[str, float]
 
 
+METRIC_PHASES = ("baseline", "fault", "recovery")
+
+
 def phase_metrics(history: History) -> dict[str, float]:
     """Per lane (the target's stream of calls; the lab's clients have one per component) and phase: latency
-    p50/p95/p99 of the successful calls, and the error count."""
-    metrics: dict[str, float] = {}
-    ops = list(history.of("op"))
-    lanes = sorted({str(e.get("lane")) for e in ops})
-    for phase in ("baseline", "fault", "recovery"):
-        window = history.phase(phase)
-        if window is None:
+    p50/p95/p99 of the successful calls, and the error count. One pass over the history (a call ending on a
+    phase boundary counts in both phases)."""
+    windows = [(phase, window) for phase in METRIC_PHASES if (window := history.phase(phase)) is not None]
+    latencies: dict[tuple[str, str], list[float]] = {}
+    errors: dict[tuple[str, str], int] = {}
+    for event in history.events:
+        if event.kind != "op":
             continue
-        for lane in lanes:
-            inside = [e for e in ops if e.get("lane") == lane and window[0] <= e.t <= window[1]]
-            latencies = sorted(float(e.get("latency_s", 0.0)) for e in inside if e.status == OK)
-            metrics[f"{lane}.{phase}.errors"] = float(sum(1 for e in inside if e.status != OK))
+        lane = str(event.get("lane"))
+        for phase, _ in windows:
+            latencies.setdefault((lane, phase), [])
+            errors.setdefault((lane, phase), 0)
+        for phase, (start, end) in windows:
+            if start <= event.t <= end:
+                if event.status == OK:
+                    latencies[lane, phase].append(float(event.get("latency_s", 0.0)))
+                else:
+                    errors[lane, phase] += 1
+    metrics: dict[str, float] = {}
+    for phase, _ in windows:
+        for lane in sorted({lane for lane, _ in errors}):
+            metrics[f"{lane}.{phase}.errors"] = float(errors[lane, phase])
+            ordered = sorted(latencies[lane, phase])
             for pct in (50, 95, 99):
-                if latencies:
-                    index = min(len(latencies) - 1, round(pct / 100 * (len(latencies) - 1)))
-                    metrics[f"{lane}.{phase}.p{pct}_s"] = latencies[index]
+                if ordered:
+                    index = min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))
+                    metrics[f"{lane}.{phase}.p{pct}_s"] = ordered[index]
     return metrics
 
 
@@ -118,6 +132,8 @@ class RunStore:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        if self._current(conn):
+            return  # a read: no write lock and no commit (two fsyncs) per connection
         conn.execute("BEGIN IMMEDIATE")
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -140,6 +156,15 @@ class RunStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _current(conn: sqlite3.Connection) -> bool:
+        """The store is at this chaoslab's schema version (anything else: decided under the write lock)."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # no meta table: a new file, or not ours
+            return False
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def start_run(self, backend: str) -> int:
         env = environment(backend)
