@@ -310,17 +310,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 progress.done(result)
                 results.append(result)
                 if chosen is None and not getattr(args, "target", None):  # the lab's targets' history only
-                    store.record(run_id, result)
+                    recorder.submit(result)
             if args.until_fail and any(r.verdict != "pass" for r in results):
                 progress.note(f"stopped after round {round_index + 1}: a scenario did not pass")
                 return
 
+    from .scenario.store import BackgroundRecorder
+
+    recorder = BackgroundRecorder(store, run_id)  # each result written while the next scenario starts
     try:
         asyncio.run(run_all())
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: faults healed", file=sys.stderr)
         return 130
     finally:
+        recorder.close()  # every result in the store before the reports read it
         if args.json:
             write_journal(args.json, results, stack.name)
         if args.junit:

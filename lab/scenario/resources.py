@@ -13,8 +13,9 @@ postmaster with its backends, summed), found through the Backend's ``main_proces
 is down (killed by a fault) is skipped for that sample and looked up again at most once a second, so a
 restart is followed. ``tcp_connections`` counts TCP sockets in any state but LISTEN.
 
-When the sampler stops it adds one ``sampler`` event: how many samples it took and its thread's CPU
-time, for measuring what sampling costs (bench/recording_bench.py).
+When the sampler stops it adds one ``sampler`` event: how many samples it took, its thread's CPU time and
+the CPU time of the phase-end samples (taken in the run's thread), for measuring what sampling costs
+(bench/recording_bench.py).
 
 ``no_resource_growth`` is the check built on them: a leak shows as fds or connections that keep
 growing across the fault and are still there once the scenario recovered.
@@ -48,7 +49,8 @@ class ResourceSampler:
     def __init__(self, history: History, components: tuple[str, ...], lookup: Callable[[str], int],
                  interval_s: float = INTERVAL_S) -> None:
         self.history, self.components, self.lookup, self.interval_s = history, components, lookup, interval_s
-        self.cpu_s = 0.0
+        self.cpu_s = 0.0  # the sampling thread's
+        self.phase_end_cpu_s = 0.0  # the two phase-end samples', in the run's own thread
         self.samples = 0
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -76,14 +78,17 @@ class ResourceSampler:
             with self._lock:
                 self._tcp.close()
             self.history.add("sampler", FAIL if self.errors else OK, samples=self.samples,
-                             cpu_s=round(self.cpu_s, 6), interval_s=self.interval_s, errors=self.errors[:5])
+                             cpu_s=round(self.cpu_s, 6), phase_end_cpu_s=round(self.phase_end_cpu_s, 6),
+                             interval_s=self.interval_s, errors=self.errors[:5])
 
     def at_phase_end(self, phase: str) -> None:
         """At the end of the baseline and of the recovery, one sample now, in the caller's thread, before
         the phase's end is recorded: the growth check compares those two ends, and a phase shorter than
         ``interval_s`` might otherwise hold no sample at all (~5 ms, twice a run)."""
         if self._thread is not None and phase in CHECKED_PHASES:
+            started = time.thread_time()
             self.sample()
+            self.phase_end_cpu_s += time.thread_time() - started
 
     def checks(self) -> list[tuple[str, Check]]:
         """The checks these samples feed, for every scenario."""

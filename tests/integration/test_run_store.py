@@ -70,3 +70,49 @@ def test_another_programs_database_and_a_newer_schema_are_refused(tmp_path):
     conn.commit()
     with pytest.raises(StoreError, match="newer than this chaoslab"):
         list(RunStore(newer).results())
+
+
+def _result(scenario: str, verdict: str):  # what BackgroundRecorder hands to RunStore.record
+    import types
+
+    from lab.scenario.checks import Verdict
+    from lab.scenario.history import History
+
+    history = History(clock=lambda: 0.0)
+    history.add("phase", t=0.0, name="baseline", edge="start")
+    history.add("op", t=0.5, lane="pg", started=0.4, ended=0.5, latency_s=0.1)
+    history.add("phase", t=1.0, name="baseline", edge="end")
+    return types.SimpleNamespace(scenario=scenario, verdict=verdict, duration_s=1.0, history=history,
+                                 measurements={"recovery_s": 0.2}, negative_control=False, error=None,
+                                 verdicts=[Verdict("c", verdict, "evidence")])
+
+
+def test_the_background_recorder_writes_every_result_in_order_before_close_returns(tmp_path):
+    from lab.scenario.store import BackgroundRecorder
+
+    store = RunStore(tmp_path / "history.sqlite")
+    recorder = BackgroundRecorder(store, store.start_run("local"))
+    for index in range(20):
+        recorder.submit(_result(f"s{index % 3}", "pass" if index % 4 else "fail"))
+    recorder.close()
+    stored = list(store.results())
+    assert [(r.scenario, r.verdict) for r in stored] == [(f"s{i % 3}", "pass" if i % 4 else "fail") for i in range(20)]
+    assert stored[0].metrics["pg.baseline.p50_s"] == 0.1 and store.timeline(stored[0].result_id) is not None
+    assert recorder.written == 20 and recorder.cpu_s > 0
+
+
+def test_a_failed_background_write_is_raised_and_nothing_after_it_is_written(tmp_path):
+    from lab.scenario.store import BackgroundRecorder
+
+    store = RunStore(tmp_path / "history.sqlite")
+    recorder = BackgroundRecorder(store, store.start_run("local"))
+    recorder.submit(_result("first", "pass"))
+    broken = _result("broken", "pass")
+    broken.measurements = {"recovery_s": "not a number"}  # RunStore.record's float() fails: a bug, not lost
+    recorder.submit(broken)
+    recorder.submit(_result("after", "pass"))
+    with pytest.raises(StoreError, match="could not append to the run history .*ValueError"):
+        recorder.close()
+    assert [r.scenario for r in store.results()] == ["first"]
+    with pytest.raises(StoreError):
+        recorder.submit(_result("later", "pass"))
