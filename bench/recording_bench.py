@@ -9,7 +9,9 @@ alike):
 
 * **off**: resource sampling off (LAB_RESOURCE_SAMPLE_MS=0) and nothing stored: the run alone;
 * **on**: sampling every --interval-ms (default 500, as `lab run`), then the result recorded in a run
-  store (metrics, checks and its zlib-compressed timeline), as `lab run` does after each scenario.
+  store (metrics, checks and its zlib-compressed timeline) by `lab run`'s BackgroundRecorder, waited for
+  (`lab run` lets the write overlap the next scenario; here it counts whole, so none spills into the next
+  run and "off" stays clean).
 
 A run's wall time is from the start of the scenario to the end of its recording ("on") or of the run
 ("off"). Printed per scenario, over the measured rounds (the --warmup rounds are run and dropped):
@@ -18,8 +20,8 @@ A run's wall time is from the start of the scenario to the end of its recording 
   adds to a run's wall time, measured end to end. The scenarios' phases are timed sleeps and recovery
   waits vary from run to run, so this figure carries the runs' own noise (a few %);
 * ``direct``: what recording takes that can be counted exactly, over the "off" run's wall time: the
-  sampler thread's CPU, the two phase-end samples (taken in the run's own thread), and the store's
-  record time (median per round, spread). The sampler's CPU is counted whole, though it runs beside the
+  CPU time of the sampler thread, of the two phase-end samples (taken in the run's own thread) and of
+  the store's writer thread (median per round, spread). The sampler's CPU is counted whole, though it runs beside the
   run (its thread waits in the kernel for most of a sample, and the run's phases are sleeps): an upper
   bound of what it takes from the run;
 * ``journal``: writing this result's JSON journal (`lab run --json`, once per run for all results): not
@@ -47,20 +49,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lab.config import Settings  # noqa: E402
 from lab.scenario import LabClients, load, run  # noqa: E402
 from lab.scenario.report import write_journal  # noqa: E402
-from lab.scenario.store import RunStore  # noqa: E402
+from lab.scenario.store import BackgroundRecorder, RunStore  # noqa: E402
 
 
 def one_run(scenario: Any, settings: Settings, interval_ms: int, store: RunStore | None,
             run_id: int) -> tuple[Any, float, float]:
-    """(result, wall time in s including the recording, record time in s)."""
+    """(result, wall time in s including the recording, the store writer's CPU time in s).
+
+    The result goes through `lab run`'s BackgroundRecorder, but is waited for here: in `lab run` the write
+    overlaps the next scenario, here its whole wall time counts (so no write spills into the next run)."""
     os.environ["LAB_RESOURCE_SAMPLE_MS"] = str(interval_ms)
     started = time.perf_counter()
     result = asyncio.run(run(scenario, LabClients(), settings))
-    recorded = time.perf_counter()
+    record_cpu_s = 0.0
     if store is not None:
-        store.record(run_id, result)
-    ended = time.perf_counter()
-    return result, ended - started, ended - recorded
+        recorder = BackgroundRecorder(store, run_id)
+        recorder.submit(result)
+        recorder.close()
+        record_cpu_s = recorder.cpu_s
+    return result, time.perf_counter() - started, record_cpu_s
 
 
 def spread(values: list[float]) -> dict[str, float]:

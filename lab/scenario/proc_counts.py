@@ -232,7 +232,8 @@ def sample_tree(root: Root, tcp_inodes: set[int], members: list[int] | None = No
 
     ``members``: the pids to read (a tree found by an earlier sample, or just the root); None finds the
     tree now. ``tables``: fd tables kept from earlier samples (None reads every one now). A member that is
-    gone is left out. Raises ProcessGone if the root is gone (or its pid is another process now)."""
+    gone is left out. Raises ProcessGone if the root is gone (or its pid is another process now), and
+    OSError when /proc cannot be read for another reason (no fd left to read it with: EMFILE)."""
     totals = {"fds": 0, "rss_bytes": 0, "threads": 0, "tcp_connections": 0, "processes": 0}
     read = []
     for pid in tree(root.pid) if members is None else members:
@@ -241,10 +242,12 @@ def sample_tree(root: Root, tcp_inodes: set[int], members: list[int] | None = No
             if pid == root.pid and started != root.started:
                 raise ProcessLookupError(f"pid {pid} is another process now")
             table = fd_table(pid) if tables is None else tables.read(pid, started)
-        except (OSError, ValueError, IndexError) as err:
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError) as err:  # gone (or a zombie)
             if pid == root.pid:
                 raise ProcessGone(f"process {pid} is gone") from err  # the caller looks it up again
             continue
+        # any other OSError (EMFILE: the fd_exhaustion fault leaves this process no fd to open /proc with)
+        # goes to the caller: the process is there, this sample of it just cannot be taken
         read.append(pid)
         totals["fds"] += table.fds
         totals["rss_bytes"] += rss_bytes

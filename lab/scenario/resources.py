@@ -87,7 +87,7 @@ class ResourceSampler:
         ``interval_s`` might otherwise hold no sample at all (~5 ms, twice a run)."""
         if self._thread is not None and phase in CHECKED_PHASES:
             started = time.thread_time()
-            self.sample()
+            self._sample_or_note()
             self.phase_end_cpu_s += time.thread_time() - started
 
     def checks(self) -> list[tuple[str, Check]]:
@@ -97,10 +97,7 @@ class ResourceSampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.thread_time()
-            try:
-                self.sample()
-            except Exception as err:  # a bug or an unreadable /proc: the run goes on, the error is recorded
-                self.errors.append(f"{type(err).__name__}: {err}")
+            self._sample_or_note()
             self.cpu_s += time.thread_time() - started
             self._stop.wait(self.interval_s)
 
@@ -119,6 +116,12 @@ class ResourceSampler:
             return None
         self._processes[name] = process
         return process
+
+    def _sample_or_note(self) -> None:
+        try:
+            self.sample()
+        except Exception as err:  # a bug or an unreadable /proc: the run goes on, the error is recorded
+            self.errors.append(f"{type(err).__name__}: {err}")
 
     def sample(self) -> None:
         with self._lock:  # the thread, and at_phase_end from the event loop's

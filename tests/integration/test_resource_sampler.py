@@ -185,3 +185,30 @@ def test_the_samplers_own_netlink_socket_is_not_counted_as_the_workloads():
     sampler.stop()
     [sample] = history.of("resource", process="workload")
     assert sample.get("fds") == before
+
+
+def test_this_process_is_sampled_again_once_it_may_open_fds_again():
+    """fd_exhaustion: the workload may open no fd (EMFILE) for the fault's length, /proc included. It is still
+    there: it must be sampled again after the heal (found in `lab run --all --repeat 10`: the sampler took
+    EMFILE for a process gone, dropped the workload for good, and the growth check had no sample: UNKNOWN)."""
+    import resource
+
+    history = History()
+    sampler = ResourceSampler(history, (), lambda name: 0, interval_s=0.02).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not any(history.of("resource")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))  # as ClientFdLimit does
+        try:
+            time.sleep(0.3)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        healed = len(list(history.of("resource")))
+        while len(list(history.of("resource"))) < healed + 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        sampler.stop()
+    assert len(list(history.of("resource", process="workload"))) >= healed + 3
+    assert any("Too many open files" in error for error in sampler.errors), sampler.errors
