@@ -21,6 +21,7 @@ What makes it cheap (bench/recording_bench.py measures it):
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import socket
 import struct
@@ -138,6 +139,61 @@ def stat(pid: int) -> tuple[int, int, int]:
     return int(fields[21]) * PAGE_SIZE, int(fields[17]), int(fields[19])
 
 
+class StatFiles:
+    """RSS, threads and start time of the processes a sampler reads, for a few microseconds each.
+
+    /proc/<pid>/stat costs 30-200 us a read here (the kernel sums every thread's CPU times and faults for
+    it); /proc/<pid>/statm 2 us. So per process: its start time from one read of ``stat`` when first seen,
+    then per sample RSS from its ``statm``, kept open and read again from its start (a procfs file answers
+    each read at offset 0 afresh: no open and close per sample), and threads from the link count of its
+    /proc/<pid>/task (2 + one per thread; one stat call). A kept file stays bound to its process: once that
+    exits, reading it fails (ESRCH), so a pid the kernel reused is never read through it. The files are
+    this process's fds: ``held`` says how many, for the workload's count. ``prune`` closes those not read
+    since the last prune."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, tuple[int, int]] = {}  # pid -> (fd on its statm, start time in ticks)
+        self._seen: set[int] = set()
+
+    def held(self) -> int:
+        return len(self._files)
+
+    def read(self, pid: int) -> tuple[int, int, int]:
+        """As ``stat(pid)``. Raises ProcessLookupError or FileNotFoundError when the process is gone,
+        another OSError (EMFILE) when there is no fd to open its file with."""
+        self._seen.add(pid)
+        kept = self._files.get(pid)
+        if kept is None:
+            fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                started = stat(pid)[2]  # after the open: the file is this process's, or the read fails
+            except BaseException:
+                os.close(fd)
+                raise
+            kept = self._files[pid] = (fd, started)
+        try:
+            rss_pages = int(os.pread(kept[0], 256, 0).split()[1])
+            threads = os.stat(f"/proc/{pid}/task").st_nlink - 2
+        except (OSError, ValueError, IndexError):
+            self._close(pid)
+            raise
+        return rss_pages * PAGE_SIZE, threads, kept[1]
+
+    def prune(self) -> None:
+        for pid in [pid for pid in self._files if pid not in self._seen]:
+            self._close(pid)
+        self._seen = set()
+
+    def close(self) -> None:
+        for pid in list(self._files):
+            self._close(pid)
+
+    def _close(self, pid: int) -> None:
+        kept = self._files.pop(pid, None)
+        if kept is not None:
+            os.close(kept[0])
+
+
 def cpu_ns(pid: int) -> int | None:
     """CPU time used by every thread of ``pid`` so far, in ns (None where the kernel will not say)."""
     try:
@@ -226,28 +282,31 @@ class Root:
 
 
 def sample_tree(root: Root, tcp_inodes: set[int], members: list[int] | None = None,
-                tables: FdTables | None = None) -> tuple[dict[str, int], list[int]]:
+                tables: FdTables | None = None, stats: StatFiles | None = None) -> tuple[dict[str, int], list[int]]:
     """fds, RSS (summed over the tree, so shared pages count more than once), threads and TCP connections
     (sockets whose inode is in ``tcp_inodes``) of ``root`` and its descendants, and the pids that were read.
 
     ``members``: the pids to read (a tree found by an earlier sample, or just the root); None finds the
-    tree now. ``tables``: fd tables kept from earlier samples (None reads every one now). A member that is
+    tree now. ``tables``: fd tables kept from earlier samples (None reads every one now); ``stats``: stat
+    files kept open (None opens each). A member that is
     gone is left out. Raises ProcessGone if the root is gone (or its pid is another process now), and
     OSError when /proc cannot be read for another reason (no fd left to read it with: EMFILE)."""
     totals = {"fds": 0, "rss_bytes": 0, "threads": 0, "tcp_connections": 0, "processes": 0}
     read = []
     for pid in tree(root.pid) if members is None else members:
         try:
-            rss_bytes, threads, started = stat(pid)
+            rss_bytes, threads, started = stat(pid) if stats is None else stats.read(pid)
             if pid == root.pid and started != root.started:
                 raise ProcessLookupError(f"pid {pid} is another process now")
             table = fd_table(pid) if tables is None else tables.read(pid, started)
-        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError) as err:  # gone (or a zombie)
+        except (OSError, ValueError, IndexError) as err:
+            if isinstance(err, OSError) and err.errno in (errno.EMFILE, errno.ENFILE):
+                # the fd_exhaustion fault leaves this process no fd to open /proc with: the process is
+                # there, this sample of it cannot be taken (the caller notes it)
+                raise
             if pid == root.pid:
                 raise ProcessGone(f"process {pid} is gone") from err  # the caller looks it up again
             continue
-        # any other OSError (EMFILE: the fd_exhaustion fault leaves this process no fd to open /proc with)
-        # goes to the caller: the process is there, this sample of it just cannot be taken
         read.append(pid)
         totals["fds"] += table.fds
         totals["rss_bytes"] += rss_bytes

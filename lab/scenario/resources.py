@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from .checks import PASS, Check, Verdict
 from .history import FAIL, OK, UNKNOWN, History
-from .proc_counts import FdTables, ProcessGone, Root, TcpTable, netns, sample_tree, tcp_inodes_of
+from .proc_counts import FdTables, ProcessGone, Root, StatFiles, TcpTable, netns, sample_tree, tcp_inodes_of
 
 INTERVAL_S = 0.5  # twice a second: at 4/s a Postgres tree of ~20 processes costs the sampler ~1.5% of a core
 RELOOKUP_S = 1.0
@@ -62,6 +62,7 @@ class ResourceSampler:
         self._netns: dict[int, str] = {}  # per sampled root pid (a process does not change namespaces)
         self._tcp = TcpTable()
         self.fd_tables = FdTables()
+        self.stat_files = StatFiles()
 
     def start(self) -> "ResourceSampler":
         self._processes[WORKLOAD] = Root.of(os.getpid())
@@ -77,6 +78,7 @@ class ResourceSampler:
             self._thread = None
             with self._lock:
                 self._tcp.close()
+                self.stat_files.close()
             self.history.add("sampler", FAIL if self.errors else OK, samples=self.samples,
                              cpu_s=round(self.cpu_s, 6), phase_end_cpu_s=round(self.phase_end_cpu_s, 6),
                              interval_s=self.interval_s, errors=self.errors[:5])
@@ -150,17 +152,19 @@ class ResourceSampler:
             elif now - scanned_at >= RELOOKUP_S or not members or members[0] != process.pid:
                 members, scanned_at = None, now
             try:
-                values, read = sample_tree(process, tables[namespace], members, self.fd_tables)
+                values, read = sample_tree(process, tables[namespace], members, self.fd_tables, self.stat_files)
+                own_fds = self._tcp.own_fds() + self.stat_files.held()  # at the listing of this process's fds
             except ProcessGone:
                 self._processes.pop(name, None)
                 self._trees.pop(name, None)
                 self._netns.pop(process.pid, None)
                 continue
             self._trees[name] = (scanned_at, read)
-            if name == WORKLOAD:  # the sampler's own netlink socket is not the workload's
-                values["fds"] -= self._tcp.own_fds()
+            if name == WORKLOAD:  # the sampler's own netlink socket and stat files are not the workload's
+                values["fds"] -= own_fds
             self.history.add("resource", OK, None, process=name, pid=process.pid, **values)
         self.fd_tables.prune()
+        self.stat_files.prune()
 
     def _netns_of(self, pid: int) -> str:
         if pid not in self._netns:

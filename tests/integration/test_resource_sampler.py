@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from lab.scenario.history import History
-from lab.scenario.proc_counts import FdTables, ProcessGone, Root, cpu_ns, fd_table, sample_tree
+from lab.scenario.proc_counts import FdTables, ProcessGone, Root, StatFiles, cpu_ns, fd_table, sample_tree, stat
 from lab.scenario.proc_counts import tcp_inodes_here as _tcp_inodes_here
 from lab.scenario.proc_counts import tcp_inodes_of as _tcp_inodes_of
 from lab.scenario.resources import ResourceSampler
@@ -212,3 +212,21 @@ def test_this_process_is_sampled_again_once_it_may_open_fds_again():
         sampler.stop()
     assert len(list(history.of("resource", process="workload"))) >= healed + 3
     assert any("Too many open files" in error for error in sampler.errors), sampler.errors
+
+
+def test_kept_stat_files_read_what_proc_stat_says_and_fail_once_the_process_is_gone():
+    child = _child(2, 0, 0)
+    files = StatFiles()
+    try:
+        first = files.read(child.pid)
+        again = files.read(child.pid)  # from the kept file
+        rss_bytes, threads, started = stat(child.pid)
+        assert files.held() == 1
+        assert (again[1], again[2]) == (threads, started) == (first[1], first[2])
+        assert abs(again[0] - rss_bytes) < 1 << 20 and again[0] > 0
+    finally:
+        _stop(child)  # killed and reaped: its pid may be anyone's now
+    with pytest.raises(OSError):
+        files.read(child.pid)
+    assert files.held() == 0  # a gone process's file is closed, never read again
+    files.close()
