@@ -174,6 +174,31 @@ def test_half_open_permits_counts_admitted_trials():
     assert checks.half_open_permits_respected("pg", 2)(history_with(events)).result == FAIL
 
 
+def test_half_open_trials_are_the_calls_that_met_half_open_not_those_scheduled_in_it():
+    """From a `lab run --all --repeat 10` (flapping_network, result 7): HALF_OPEN at 5.7916, CLOSED at
+    5.9854 after its 2 trials; a third call scheduled at 5.9852 began after the close and met CLOSED."""
+    def call(started: float, ended: float, state: str, error: str | None = None) -> tuple:
+        details = {"lane": "pg", "started": started, "ended": ended, "latency_s": ended - started,
+                   "breaker_state": state} | ({"error_class": error} if error else {})
+        return (ended, "op", "fail" if error else "ok", details)
+
+    base = phases() + [move(4.7876, "HALF_OPEN", "OPEN"), move(5.7916, "OPEN", "HALF_OPEN"),
+                       call(5.7918, 5.9454, "HALF_OPEN"), call(5.8227, 5.9854, "HALF_OPEN"),
+                       move(5.9854, "HALF_OPEN", "CLOSED")]
+    scheduled_late = base + [call(5.9852, 6.1177, "CLOSED")]
+    verdict = checks.half_open_permits_respected("pg", 2)(history_with(scheduled_late))
+    assert verdict.result == PASS, verdict.evidence
+    # a call scheduled while OPEN that began in HALF_OPEN is a trial of that period: three are too many
+    early = base + [call(5.79, 5.95, "HALF_OPEN")]
+    assert checks.half_open_permits_respected("pg", 2)(history_with(early)).result == FAIL
+    # and a third call that met HALF_OPEN inside the period is one too many, as before
+    third = base + [call(5.9, 5.96, "HALF_OPEN")]
+    assert checks.half_open_permits_respected("pg", 2)(history_with(third)).result == FAIL
+    # refused calls are not admitted
+    refused = base + [call(5.9, 5.9001, "HALF_OPEN", "CallNotPermitted")]
+    assert checks.half_open_permits_respected("pg", 2)(history_with(refused)).result == PASS
+
+
 def test_calls_bounded_catches_hung_and_slow_calls():
     assert checks.calls_bounded("pg", 1.0)(history_with([op(1.0), op(2.0, latency=0.5)])).result == PASS
     assert checks.calls_bounded("pg", 1.0)(history_with([op(1.0, latency=3.0)])).result == FAIL
