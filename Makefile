@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 # The whole check-by-mutant matrix (lab/scenario/matrix.py): every listed check must FAIL on its mutant.
-# `make test` runs one scenario per mutant; this runs every cell (minutes: a scenario run per cell).
+# `make test` runs none of its cells (they take minutes: a scenario run per cell); this runs every one, and CI runs it.
 test-mutants: $(STAMP)
 	LAB_MUTANT_MATRIX=full $(PY) -m pytest -q tests/chaos/test_mutant_matrix.py
 

@@ -25,7 +25,7 @@ def _each(components: tuple[str, ...], *checks: str) -> tuple[str, ...]:
     return tuple(f"{component}: {check}" for component in components for check in checks)
 
 
-#: mutant -> scenario -> the checks that must FAIL. The first scenario of each mutant is the one `make test` runs.
+#: mutant -> scenario -> the checks that must FAIL (every cell runs in `make test-mutants`).
 EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
     "breaker_threshold_exclusive": {
         name: _each(components, "breaker opens when its window reaches a threshold")

@@ -1,11 +1,11 @@
 """The check-by-mutant matrix, cell by cell: against each mutant, each check listed for it FAILS.
 
 lab/scenario/matrix.py holds the matrix; each mutant runs only on the scenarios
-listed for it. The first scenario of each mutant (one run per mutant) runs in
-`make test`; the whole matrix runs with LAB_MUTANT_MATRIX=full (`make test-mutants`,
-which CI also runs). The proxy mutants' cells (lab/proxy/mutants.py, one scenario
-each) all run in `make test`: the test stack's proxy is restarted as the mutant, and
-as the shipped proxy again afterwards. That every check passes on the resilient
+listed for it. The cells run with LAB_MUTANT_MATRIX=full (`make test-mutants`, which
+CI runs after `make test`): a scenario run per cell, minutes, which `make test`'s
+15-minute budget cannot hold; `make test` keeps the matrix's own consistency tests
+(tests/unit/test_mutant_matrix_data.py). The proxy mutants' cells (lab/proxy/mutants.py)
+restart the test stack's proxy as the mutant, and as the shipped proxy again afterwards. That every check passes on the resilient
 target is tests/chaos/test_scenarios.py.
 """
 
@@ -17,7 +17,7 @@ import os
 import pytest
 
 from lab.scenario import LabClients, available, run
-from lab.scenario.matrix import EXPECTED, cells, proxy_cells
+from lab.scenario.matrix import cells, proxy_cells
 from lab.scenario.mutants import MUTANTS
 from lab.stack.backend import running
 
@@ -29,8 +29,7 @@ pytestmark = [pytest.mark.chaos,
                                  reason="the check-by-mutant matrix is measured on the local backend only")]
 
 FULL = os.environ.get("LAB_MUTANT_MATRIX") == "full"
-FIRST = {(mutant, next(iter(row))) for mutant, row in EXPECTED.items()}
-CELLS = [(m, s, c) for m, s, c in cells() if FULL or (m, s) in FIRST]
+CELLS = [(m, s, c) for m, s, c in cells()] if FULL else []
 
 
 @pytest.mark.parametrize(("mutant", "scenario", "expected"), CELLS, ids=[f"{m}-{s}" for m, s, _ in CELLS])

@@ -24,7 +24,7 @@ from lab.resilience import BreakerConfig, CircuitBreaker
 
 pytestmark = [pytest.mark.integration, pytest.mark.stress]
 
-ROUNDS = 20
+ROUNDS = 10  # the escape showed in 4 of 7 postgres_restart runs (3 kills each): 10 kills go well past that
 WORKERS = 24  # more than the pool: some calls wait in acquire when the server dies
 ROUND_BOUND_S = 30.0  # one round (kill, `lab up`, recovery) must finish within this
 QUERIES = ("SELECT 1", "SELECT pg_sleep(0.02)", "SELECT pg_sleep(0.2)")
