@@ -17,7 +17,12 @@ from ..labenv import LabEnv
 
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory):
-    env = LabEnv(tmp_path_factory.mktemp("chaos-lab"), os.environ.get("LAB_TEST_BACKEND", "local"))
+    backend = os.environ.get("LAB_TEST_BACKEND", "local")
+    env = LabEnv(tmp_path_factory.mktemp("chaos-lab"), backend)
+    if backend == "compose":
+        # the engine is the tests' own (compose/engine/engine.sh) and outlives a run: a stack or data volume a
+        # killed run or a hand-started stack left in it would answer with another password. Start afresh.
+        env.run("down", "--purge", "--backend", "compose", check=False)
     env.run("up")
     yield env
     env.run("heal", check=False)
