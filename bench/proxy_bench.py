@@ -74,15 +74,20 @@ def round_trips(port: int, count: int) -> list[float]:
         return samples
 
 
-def bulk(port: int, total: int) -> float:
-    """Seconds to push ``total`` bytes into the sink and have it confirm the count."""
+def bulk(port: int, total: int, sized: bool = False) -> float:
+    """Seconds to push ``total`` bytes into the sink and have it confirm the count. The sink learns where the
+    data ends from a half-close, or, ``sized``, from an 8-byte header saying how much comes (for a proxy that
+    closes both directions when one ends, as Toxiproxy does: bench/_upstreams.py's sized sink)."""
     block = memoryview(bytearray(1 << 20))
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
         started = time.perf_counter()
+        if sized:
+            sock.sendall(total.to_bytes(8, "big"))
         sent = 0
         while sent < total:
             sent += sock.send(block[: min(len(block), total - sent)])
-        sock.shutdown(socket.SHUT_WR)
+        if not sized:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         while len(answer) < 8:
             chunk = sock.recv(8 - len(answer))

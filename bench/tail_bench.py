@@ -46,7 +46,7 @@ import threading
 import time
 from pathlib import Path
 
-from proxy_bench import ROOT, api, free_port  # the same helpers, one place
+from proxy_bench import ROOT, api, bulk, free_port  # the same helpers, one place
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 
@@ -92,27 +92,6 @@ def parse_proxy(spec: str) -> tuple[str, Path, dict[str, str]]:
     if not (Path(src) / "lab" / "proxy").is_dir():
         raise SystemExit(f"tail_bench: --proxy {name}: {src} has no lab/proxy package")
     return name, Path(src).resolve(), env
-
-
-def bulk(port: int, total: int) -> float:
-    """Seconds to push ``total`` bytes (after an 8-byte header saying so) and have the sink confirm them."""
-    block = memoryview(bytearray(1 << 20))
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-        started = time.perf_counter()
-        sock.sendall(total.to_bytes(8, "big"))
-        sent = 0
-        while sent < total:
-            sent += sock.send(block[: min(len(block), total - sent)])
-        answer = b""
-        while len(answer) < 8:
-            chunk = sock.recv(8 - len(answer))
-            if not chunk:
-                break
-            answer += chunk
-        elapsed = time.perf_counter() - started
-    if int.from_bytes(answer, "big") != total:
-        raise SystemExit(f"tail_bench: the sink counted {int.from_bytes(answer, 'big')} bytes, {total} were sent")
-    return elapsed
 
 
 def schedstat(pid: int) -> tuple[int, int]:
@@ -281,7 +260,7 @@ def main() -> int:
                     # per 1000 round trips: how often the proxy lost its CPU while it still had work
                     row[side]["proxy_preempt"] = preempted * 1000 * 1000 // total  # in 1/1000ths
                     if args.bulk_mib:  # after the pings, so it never overlaps them
-                        seconds = bulk(sink_ports[side], args.bulk_mib << 20)
+                        seconds = bulk(sink_ports[side], args.bulk_mib << 20, sized=True)
                         row[side]["bulk_mbit_s"] = int((args.bulk_mib << 20) * 8 / seconds / 1e6)
                 if index:
                     rounds.append(row)
