@@ -97,7 +97,8 @@ class ConnectionBlackhole(Fault):
     async def _inject(self) -> dict[str, Any]:
         if shutil.which("nft") is None:
             raise FaultError("ConnectionBlackhole needs nft (nftables) on PATH")
-        ports = established_local_ports(self.remote_port)
+        # ss is a subprocess bounded by SS_TIMEOUT_S: run it off the loop, whose calls keep their own deadlines
+        ports = await asyncio.to_thread(established_local_ports, self.remote_port, os.getpid())
         if len(ports) <= self.which:
             raise FaultError(f"ConnectionBlackhole: this process has {len(ports)} established connection(s) to "
                              f"port {self.remote_port}, no connection number {self.which}")

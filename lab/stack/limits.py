@@ -105,17 +105,45 @@ def memory_limit_bytes(pid: int) -> int:
     return 2 ** 63 - 1 if text == "max" else int(text)
 
 
+def capped_group_home(version: str, parent: Path, root: Path = CGROUP_ROOT) -> Path:
+    """Where a capped child cgroup for a process in ``parent`` can be made.
+
+    v1: beside the process, under ``parent`` (any memory cgroup may have children). v2: under the nearest cgroup,
+    from ``parent`` up to ``root``, whose ``cgroup.subtree_control`` already gives its children the memory controller;
+    v2 refuses to turn a controller on under a cgroup that holds processes (its "no internal processes" rule), which
+    a systemd service's or a container's own cgroup does. Nothing is written here: turning controllers on would
+    outlive the run. A StackError if no such cgroup exists."""
+    if version == "v1":
+        return parent
+    for candidate in (parent, *parent.parents):
+        try:
+            if "memory" in (candidate / "cgroup.subtree_control").read_text().split():
+                return candidate
+        except OSError:
+            pass  # not a cgroup directory, or not readable: look further up
+        if candidate == root:
+            break
+    raise StackError(f"no cgroup from {parent} up to {root} gives its children the memory controller "
+                     "(cgroup v2: no cgroup.subtree_control there names 'memory'), so memory cannot be capped")
+
+
 def cap_memory(main: ProcessRecord, limit_bytes: int, record: Callable[[dict[str, Any]], None]) -> None:
-    """Move ``main`` and its children into a new child cgroup limited to ``limit_bytes``; ``record`` gets the
-    undo data first."""
+    """Move ``main`` and its children into a new cgroup limited to ``limit_bytes`` (see ``capped_group_home``);
+    ``record`` gets the undo data first. On an error the new cgroup is removed, the processes stay put."""
     version, parent = cgroup_of(main.pid)
-    group = parent / f"{CGROUP_PREFIX}{uuid.uuid4().hex[:8]}"
-    record({"version": version, "parent": str(parent), "group": str(group)})
+    group = capped_group_home(version, parent) / f"{CGROUP_PREFIX}{uuid.uuid4().hex[:8]}"
+    undo = {"version": version, "parent": str(parent), "group": str(group)}
+    record(undo)
     try:
         group.mkdir()
     except OSError as err:
         raise StackError(f"cannot create cgroup {group}: {err.strerror}") from None
-    (group / ("memory.limit_in_bytes" if version == "v1" else "memory.max")).write_text(str(limit_bytes))
+    limit_file = group / ("memory.limit_in_bytes" if version == "v1" else "memory.max")
+    try:
+        limit_file.write_text(str(limit_bytes))
+    except OSError as err:
+        uncap_memory(undo)
+        raise StackError(f"cannot set the memory limit {limit_file}: {err.strerror}") from None
     if version == "v1" and (group / "memory.memsw.limit_in_bytes").exists():
         try:
             (group / "memory.memsw.limit_in_bytes").write_text(str(limit_bytes))
