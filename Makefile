@@ -30,7 +30,7 @@ browser:
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # ruff and mypy --strict on lab/ (configured in pyproject.toml); CI runs it after `make test`
 lint: $(STAMP)
