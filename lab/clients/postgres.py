@@ -151,18 +151,18 @@ class PostgresClient:
 
     async def start(self) -> "PostgresClient":
         s = self.settings
-
-        async def init(conn: asyncpg.Connection) -> None:
-            _set_keepalive(conn, s)
-
         with translated(f"opening a pool to {_redact(s.dsn)}", Phase.CONNECT):
             self.pool = await asyncio.wait_for(asyncpg.create_pool(
                 s.dsn, min_size=s.min_size, max_size=s.max_size, timeout=s.connect_timeout_s,
-                command_timeout=s.command_timeout_s, init=init,
+                command_timeout=s.command_timeout_s, init=self._on_new_connection,
                 max_inactive_connection_lifetime=s.max_inactive_connection_lifetime_s,
                 server_settings=self._server_settings(),
             ), s.connect_timeout_s * max(1, s.min_size) + 1)
         return self
+
+    async def _on_new_connection(self, conn: asyncpg.Connection) -> None:
+        """Run by the pool on every connection it opens: the first ones and each replacement of one that died."""
+        _set_keepalive(conn, self.settings)
 
     def _server_settings(self) -> dict[str, str]:
         settings = {"application_name": self.settings.application_name}

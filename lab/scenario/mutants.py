@@ -122,6 +122,22 @@ class LeakOnCancelClient(PostgresClient):
         await super()._release(conn, pid, broken)
 
 
+class NeverReconnectsClient(PostgresClient):
+    """The pool opens connections until it has opened ``max_size`` in its life and never again: a connection the
+    server closed is never replaced (a hand-rolled pool of connections opened once at start)."""
+
+    def __init__(self, settings: PostgresSettings, breaker: CircuitBreaker | None = None) -> None:
+        super().__init__(settings, breaker)
+        self._opened = 0
+
+    async def _on_new_connection(self, conn: Any) -> None:
+        if self._opened >= self.settings.max_size:  # the mutation: no replacement is ever opened
+            raise DatabaseUnavailable(f"this pool opened its {self.settings.max_size} connections and opens no "
+                                      "replacement")
+        self._opened += 1
+        await super()._on_new_connection(conn)
+
+
 class LeakOnErrorClient(PostgresClient):
     """A call that raised (failed or was cancelled) never hands its connection back to the pool, nor closes it:
     the release sits on the success path only."""
@@ -375,6 +391,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "InternalClientError) reach the caller untranslated", pg_client_class=UntranslatedDriverErrorClient),
     Mutant("pg_backoff_never_reset", "a backoff before each call grows on every failure and is never reset by a "
            "success: calls succeed after recovery, but slowly", pg_client_class=BackoffNeverResetClient),
+    Mutant("pool_never_reconnects", "the pool never replaces a connection the server closed (it opens at most its "
+           "size in its life)", pg_client_class=NeverReconnectsClient),
     Mutant("pool_leaks_on_error", "a call that raised never hands its connection back to the pool",
            pg_client_class=LeakOnErrorClient),
     Mutant("consumer_drops_group", "the group consumer leaves its group (new member id and generation) whenever "
