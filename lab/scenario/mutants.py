@@ -253,34 +253,29 @@ def _never_half_open(config: BreakerConfig) -> BreakerConfig:
 
 # -- the Kafka producer --------------------------------------------------------------------------------------------
 
-class _DropsUnknownLedger(DeliveryLedger):
-    def record(self, delivery: Any) -> Any:
-        if delivery.status == DELIVERY_UNKNOWN:
-            return delivery
-        return super().record(delivery)
-
-
 class DropsUnknownProducer(KafkaProducer):
-    """A send whose outcome is unknown (timed out in flight) is left out of the ledger."""
+    """A send whose outcome is unknown (timed out in flight) is left out of the ledger (the producer's own, or the
+    one a pool shares among its members): it goes to a ledger nobody reads."""
 
-    def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
-                 ledger: DeliveryLedger | None = None) -> None:
-        super().__init__(settings, breaker, ledger if ledger is not None else _DropsUnknownLedger())
-
-
-class _UnknownAsAckedLedger(DeliveryLedger):
-    def record(self, delivery: Any) -> Any:
-        if delivery.status == DELIVERY_UNKNOWN:
-            delivery = delivery._replace(status=DELIVERY_ACKED)
-        return super().record(delivery)
+    def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
+                 partition: int | None = None, offset: int | None = None) -> Any:
+        if status != DELIVERY_UNKNOWN:
+            return super()._resolve(message_id, topic, status, sent_at, error, partition, offset)
+        kept, self.ledger = self.ledger, DeliveryLedger()  # the mutation
+        try:
+            return super()._resolve(message_id, topic, status, sent_at, error, partition, offset)
+        finally:
+            self.ledger = kept
 
 
 class UnknownAsAckedProducer(KafkaProducer):
     """A send whose outcome is unknown (timed out in flight) is reported and recorded as acknowledged."""
 
-    def __init__(self, settings: KafkaSettings, breaker: CircuitBreaker | None = None,
-                 ledger: DeliveryLedger | None = None) -> None:
-        super().__init__(settings, breaker, ledger if ledger is not None else _UnknownAsAckedLedger())
+    def _resolve(self, message_id: str, topic: str, status: str, sent_at: float, error: BaseException | None = None,
+                 partition: int | None = None, offset: int | None = None) -> Any:
+        if status == DELIVERY_UNKNOWN:
+            status = DELIVERY_ACKED  # the mutation
+        return super()._resolve(message_id, topic, status, sent_at, error, partition, offset)
 
 
 class UntranslatedKafkaProducer(KafkaProducer):

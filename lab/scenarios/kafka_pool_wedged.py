@@ -6,13 +6,18 @@ first member's: a pool sends to its first member unless it is busier than the ot
 no RST or FIN (lab.faults.connection). The other members' connections, and any new one, are untouched.
 Alone, a producer's sends on that connection wait until aiokafka's request timeout closes it and
 retries; the pool must keep the acked rate up meanwhile and replace the member before then.
+
+Not checked here, because nothing a client does can fail it under this fault (issue 11): every call bounded, only
+expected errors, recovered, the pool back to full health. aiokafka renews the dead connection itself within its
+request timeout (2 s here, under the send deadline), so no send fails, none waits past its deadline, and every
+member is healthy after the heal whether the pool replaced it or not.
 """
 
 from lab.faults.connection import ConnectionBlackhole
-from lab.scenario import ClientProfile, Scenario, checks
+from lab.scenario import ClientProfile, Scenario
 from lab.scenario.pool_lane import PoolLane, acked_rate_held, few_calls_stuck, member_replaced_within
 
-from ._common import bounded_and_expected, no_acked_loss
+from ._common import no_acked_loss
 
 #: The acked rate in every second of the fault, as a share of the baseline's.
 RATE_HELD = 0.7
@@ -31,7 +36,7 @@ SCENARIO = Scenario(
     pass_criteria=f"at most {STUCK_AT_MOST} calls wait {STUCK_S:g}s or more on the dead connection; "
                   f"successful sends per second stay at >= {RATE_HELD:.0%} of the baseline in every second of the "
                   f"fault; the wedged member is replaced within {REPLACED_WITHIN_S:g} s (before aiokafka's own 2 s "
-                  f"request timeout would have renewed its connection); no acked message lost; every send bounded",
+                  f"request timeout would have renewed its connection); no acked message lost",
     components=("kafka",),
     # aiokafka renews a connection whose request timed out: 2 s of it makes a stall long enough to tell a pool
     # that routes around the dead connection from one that keeps sending into it
@@ -46,8 +51,7 @@ SCENARIO = Scenario(
                        ("kafka: few calls stuck behind the black-holed connection",
                         few_calls_stuck("kafka", STUCK_S, STUCK_AT_MOST)),
                        ("kafka: the wedged pool member replaced",
-                        member_replaced_within(min(p.request_timeout_s, REPLACED_WITHIN_S))),
-                       ("kafka: pool back to full health", checks.probe_passes("kafka.pool"))]
-                      + bounded_and_expected("kafka", p) + no_acked_loss()),
+                        member_replaced_within(min(p.request_timeout_s, REPLACED_WITHIN_S)))]
+                      + no_acked_loss()),
 )
 
