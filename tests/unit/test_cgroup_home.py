@@ -8,6 +8,8 @@ import pytest
 from lab.errors import StackError
 from lab.stack.limits import capped_group_home
 
+pytestmark = pytest.mark.unit
+
 
 def _tree(root: Path, controls: dict[str, str]) -> None:
     for rel, control in controls.items():
