@@ -365,6 +365,15 @@ class LoadBlindPool(ProducerPool):
         return self.members[self._turn % len(self.members)]
 
 
+class FailoverOnlyPool(ProducerPool):
+    """Sends go to the first member whose breaker is not OPEN, whatever it has in flight: a pool that fails over
+    on errors only, so a member that stalls without failing keeps every send (and nothing else gets any)."""
+
+    def _route(self) -> Any:
+        super()._route()  # its error when the pool has no member
+        return next((m for m in self.members if m.producer.breaker.state.value != "OPEN"), self.members[0])
+
+
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
     Mutant("breaker_threshold_exclusive", "a failure or slow-call rate must exceed its threshold, not reach it "
            "(`>` for `>=`)", breaker_config=_threshold_exclusive),
@@ -412,6 +421,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "OPEN)", pool_config=_never_replaces),
     Mutant("pool_ignores_load", "the producer pool sends round robin, whatever each member has in flight",
            pool_class=LoadBlindPool),
+    Mutant("pool_fails_over_on_errors_only", "the producer pool sends to its first member until that member's "
+           "breaker opens, whatever it has in flight", pool_class=FailoverOnlyPool),
 )}
 
 
