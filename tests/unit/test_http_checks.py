@@ -54,6 +54,13 @@ def test_error_rate_and_throughput_judged_after_the_recovery_against_the_baselin
     assert error_rate_recovers()(history_with(base + steady(4, 5, 90) + steady(4, 5, 10, ok=False))).result == FAIL
     assert throughput_recovers(0.9)(history_with(base + steady(4, 5, 95))).result == PASS
     assert throughput_recovers(0.9)(history_with(base + steady(4, 5, 80))).result == FAIL
+    # a stall of the machine: nothing answered for 0.25 s (a quarter of this window's requests missing): not a
+    # throughput the service failed to recover (counted as a plain mean it was 75% of the baseline)
+    stalled = [r for r in steady(4, 5, 100) if not 4.25 <= r[0] < 4.5]
+    assert throughput_recovers(0.9)(history_with(base + stalled)).result == PASS
+    # a service that stays at 80% in most of the window still fails
+    mostly_slow = steady(4, 4.25, 100) + steady(4.25, 5, 80)
+    assert throughput_recovers(0.9)(history_with(base + mostly_slow)).result == FAIL
     failing_baseline = phases() + steady(0, 1, 100, ok=False) + steady(4, 5, 100)
     assert throughput_recovers(0.9)(history_with(failing_baseline)).result == UNKNOWN
 
