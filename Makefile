@@ -9,7 +9,7 @@ ENGINE := compose/engine/engine.sh
 ENGINE_HOST := unix:///run/chaoslab-docker/docker.sock
 # what depends on the backend (the runner's own features, report, targets and plugin, run on the local one)
 COMPOSE_TESTS := $(addprefix tests/chaos/,test_backend_contract.py test_heal_matrix.py test_ledger_first.py \
-	test_scenarios.py test_mutant_matrix.py)
+	test_scenarios.py test_mutant_matrix.py test_pytest_plugin_compose.py)
 STAND_INS := LAB_POSTGRES_IMAGE=chaoslab/postgres:dev LAB_KAFKA_IMAGE=chaoslab/kafka:dev LAB_PROXY_IMAGE=chaoslab/proxy:dev
 
 .PHONY: install browser test test-mutants test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \

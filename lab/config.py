@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Mapping
@@ -31,6 +32,7 @@ HOST = "127.0.0.1"
 PG_USER = "lab"
 PG_DATABASE = "lab"
 BACKENDS = ("auto", "local", "compose")
+COMPOSE_PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]*")  # what docker compose accepts as a project name
 PASSWORD_FILE = "pg_password"
 # variables not named LAB_<FIELD>: {field: variable}
 NAMES = {"pg_password_override": "LAB_PG_PASSWORD"}
@@ -53,6 +55,7 @@ class Settings:
     tansu_bin: str = ""
     useradd: str = "useradd"
     start_timeout_s: float = 30.0
+    compose_project: str = "chaoslab"  # the compose backend's project: containers, network and volume are its
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -92,6 +95,9 @@ class Settings:
                 raise ConfigError(f"{name} and {seen[port]} are both {port}: every port must differ")
             seen[port] = name
         _check_state_dir(self.state_dir)
+        if not COMPOSE_PROJECT.fullmatch(self.compose_project):
+            raise ConfigError(f"LAB_COMPOSE_PROJECT={self.compose_project!r} is not a compose project name: lowercase "
+                              "letters, digits, '-' and '_', starting with a letter or digit")
         if self.pg_password_override and not self.pg_password_override.isprintable():
             raise ConfigError("LAB_PG_PASSWORD holds unprintable characters (a newline, say): choose another")
 
@@ -202,6 +208,7 @@ class Settings:
             "LAB_PG_PROXY_PORT": str(self.pg_proxy_port), "LAB_KAFKA_PROXY_PORT": str(self.kafka_proxy_port),
             "LAB_PG_PORT": str(self.pg_port), "LAB_KAFKA_PORT": str(self.kafka_port),
             "LAB_START_TIMEOUT_S": str(self.start_timeout_s), "LAB_OS_USER": self.os_user,
+            "LAB_COMPOSE_PROJECT": self.compose_project,
         }
         if self.pg_password_override:
             env["LAB_PG_PASSWORD"] = self.pg_password_override

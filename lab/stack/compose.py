@@ -23,7 +23,7 @@ from . import state as state_file
 from .procs import ProcessRecord
 from .state import ComponentState, StackState
 
-PROJECT = "chaoslab"
+PROJECT = "chaoslab"  # the default project (LAB_COMPOSE_PROJECT names another: Settings.compose_project)
 LABEL = "com.chaoslab.project"
 SERVICES = {"proxy": "toxiproxy", "postgres": "postgres", "kafka": "kafka"}
 DEFAULT_IMAGES = {"postgres": "postgres:16", "kafka": "apache/kafka:3.9.0", "proxy": "ghcr.io/shopify/toxiproxy:2.12.0"}
@@ -40,16 +40,17 @@ def images(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name: env.get(IMAGE_VARIABLES[name]) or default for name, default in DEFAULT_IMAGES.items()}
 
 
-def compose_command(*args: str, compose_file: Path = COMPOSE_FILE) -> list[str]:
-    return ["docker", "compose", "-f", str(compose_file), "-p", PROJECT, *args]
+def compose_command(*args: str, project: str = PROJECT, compose_file: Path = COMPOSE_FILE) -> list[str]:
+    return ["docker", "compose", "-f", str(compose_file), "-p", project, *args]
 
 
-def up_command(timeout_s: float) -> list[str]:
-    return compose_command("up", "-d", "--wait", "--wait-timeout", str(int(timeout_s)), *SERVICES.values())
+def up_command(timeout_s: float, project: str = PROJECT) -> list[str]:
+    return compose_command("up", "-d", "--wait", "--wait-timeout", str(int(timeout_s)), *SERVICES.values(),
+                           project=project)
 
 
-def down_command(purge: bool) -> list[str]:
-    return compose_command("down", "--remove-orphans", *(["--volumes"] if purge else []))
+def down_command(purge: bool, project: str = PROJECT) -> list[str]:
+    return compose_command("down", "--remove-orphans", *(["--volumes"] if purge else []), project=project)
 
 
 def compose_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -133,7 +134,7 @@ class ComposeBackend:
     def _containers(self) -> dict[str, Any]:
         """{component: container} for the project's labelled containers (stopped ones too)."""
         found = self._client().containers.list(all=True, filters={"label": [
-            f"com.docker.compose.project={PROJECT}", LABEL]})
+            f"com.docker.compose.project={self.settings.compose_project}", LABEL]})
         by_service = {c.labels.get("com.docker.compose.service"): c for c in found}
         return {name: by_service[service] for name, service in SERVICES.items() if service in by_service}
 
@@ -142,8 +143,8 @@ class ComposeBackend:
             raise StackError(f"no component {component!r}: choose from {', '.join(SERVICES)}")
         container = self._containers().get(component)
         if container is None:
-            raise StackError(f"component {component!r} has no container in compose project {PROJECT} "
-                             f"(run `python -m lab up --backend compose`)")
+            raise StackError(f"component {component!r} has no container in compose project "
+                             f"{self.settings.compose_project} (run `python -m lab up --backend compose`)")
         return container
 
     # -- up, down, status, logs ------------------------------------------------------------------------
@@ -162,12 +163,13 @@ class ComposeBackend:
             elif status == "running":
                 actions[name] = "running"
         try:
-            self._run(up_command(self.settings.start_timeout_s * 4), self.settings.start_timeout_s * 5)
+            self._run(up_command(self.settings.start_timeout_s * 4, self.settings.compose_project),
+                          self.settings.start_timeout_s * 5)
             asyncio.run(self._wait_probes(list(SERVICES)))
         except BaseException:
             if not before:  # nothing was up before this call: leave nothing behind
                 try:
-                    self._run(down_command(purge=False), 120)
+                    self._run(down_command(purge=False, project=self.settings.compose_project), 120)
                 except StackError:
                     pass
             raise
@@ -199,7 +201,7 @@ class ComposeBackend:
     def down(self, purge: bool = False) -> list[str]:
         present = list(self._safe_containers())
         self._release()
-        self._run(down_command(purge), 120)
+        self._run(down_command(purge, self.settings.compose_project), 120)
         if purge:
             self._remove_volumes()
         state_file.clear(self.settings.state_path)
@@ -209,8 +211,8 @@ class ComposeBackend:
     def _remove_volumes(self) -> None:
         """The project's volumes (Postgres's data). `compose down --volumes` removes them only together with
         containers: with none left (a stack already down) it leaves them, and the data with its password."""
-        for volume in self._client().volumes.list(filters={"label": [f"com.docker.compose.project={PROJECT}",
-                                                                      LABEL]}):
+        project = f"com.docker.compose.project={self.settings.compose_project}"
+        for volume in self._client().volumes.list(filters={"label": [project, LABEL]}):
             volume.remove()
 
     def _safe_containers(self) -> dict[str, Any]:
@@ -245,7 +247,8 @@ class ComposeBackend:
         if unknown:
             raise StackError(f"no component {unknown[0]!r}: choose from {', '.join(SERVICES)}")
         services = [SERVICES[n] for n in names] if names else list(SERVICES.values())
-        return self._run(compose_command("logs", "--no-color", "--tail", str(lines), *services), 60)
+        return self._run(compose_command("logs", "--no-color", "--tail", str(lines), *services,
+                                         project=self.settings.compose_project), 60)
 
     # -- what faults do ----------------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
     lab_stack      session: the Settings of a running stack (LAB_* environment), held for the session by a
                    lock in its state dir (``pytest.lock``); with no stack running, or its lock held by another
-                   test session, one brought up for this session (local backend, its own state dir and free
-                   ports) and brought down after. So two sessions on one machine never put faults on the
-                   same stack at once.
+                   test session, one brought up for this session (its own state dir and free ports; compose
+                   containers in a project of its own where a Docker engine answers with the images, local
+                   processes otherwise) and brought down after. So two sessions on one machine never put
+                   faults on the same stack at once.
     toxiproxy      an async Toxiproxy API client of that stack
     lab_history    a Recorder: the test's calls, breakers and fault phases, judged by lab.testing's assertions
     chaos          a Chaos of that stack: every fault kind as an async context manager; whatever the ledger
@@ -24,6 +25,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -94,10 +96,20 @@ def _session_lock(state_path: Path) -> Iterator[bool]:
 
 
 def _own_stack_env(state_dir: Path) -> dict[str, str]:
+    """This session's stack: its own state dir and free ports; in containers where a Docker engine answers with
+    the images at hand (``lab.stack.backend.detect``, as ``lab up`` decides), as a compose project of its own
+    (``chaoslab-<random>``: two sessions never share containers, network or volume); else local processes.
+    LAB_BACKEND set to local or compose decides instead."""
+    from lab.config import Settings
+    from lab.stack.backend import detect
+
     api, pg_proxy, kafka_proxy, pg, kafka = _free_ports(5)
-    return {**os.environ, "LAB_STATE_DIR": str(state_dir), "LAB_PROXY_API_PORT": str(api),
-            "LAB_PG_PROXY_PORT": str(pg_proxy), "LAB_KAFKA_PROXY_PORT": str(kafka_proxy), "LAB_PG_PORT": str(pg),
-            "LAB_KAFKA_PORT": str(kafka), "LAB_BACKEND": "local"}
+    env = {**os.environ, "LAB_STATE_DIR": str(state_dir), "LAB_PROXY_API_PORT": str(api),
+           "LAB_PG_PROXY_PORT": str(pg_proxy), "LAB_KAFKA_PROXY_PORT": str(kafka_proxy), "LAB_PG_PORT": str(pg),
+           "LAB_KAFKA_PORT": str(kafka),
+           "LAB_COMPOSE_PROJECT": f"chaoslab-{uuid.uuid4().hex[:12]}"}
+    env["LAB_BACKEND"], _ = detect(Settings.from_env(env))
+    return env
 
 
 @contextlib.contextmanager

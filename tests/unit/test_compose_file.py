@@ -90,3 +90,18 @@ def test_compose_commands_name_the_project_and_file():
     assert "--wait" in up and up[-3:] == ["toxiproxy", "postgres", "kafka"]
     assert compose.down_command(purge=True)[-1] == "--volumes"
     assert "--volumes" not in compose.down_command(purge=False)
+
+
+def test_a_compose_project_of_its_own_is_named_on_every_command():
+    assert compose.up_command(30, "chaoslab-abc")[4:6] == ["-p", "chaoslab-abc"]
+    assert compose.down_command(True, "chaoslab-abc")[4:6] == ["-p", "chaoslab-abc"]
+
+
+@pytest.mark.parametrize("bad", ["Chaoslab", "-lab", "lab space", "lab/x"])
+def test_a_compose_project_name_compose_would_refuse_is_a_config_error(bad):
+    from lab.config import Settings
+    from lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="LAB_COMPOSE_PROJECT"):
+        Settings.from_env({"LAB_COMPOSE_PROJECT": bad})
+    assert Settings.from_env({"LAB_COMPOSE_PROJECT": "chaoslab-1_a"}).to_env()["LAB_COMPOSE_PROJECT"] == "chaoslab-1_a"
