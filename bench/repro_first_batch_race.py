@@ -76,7 +76,7 @@ async def one_round(bootstrap: str, producers: list[AIOKafkaProducer], messages:
         read: list[tuple[str, int, int]] = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for tp, records in (await consumer.getmany(timeout_ms=300)).items():
+            for records in (await consumer.getmany(timeout_ms=300)).values():
                 read += [(r.key.decode(), r.partition, r.offset) for r in records]
     finally:
         await consumer.stop()
