@@ -17,11 +17,13 @@ aiokafka producers (no code of ours on the produce path), and reports per round:
   not return, and those KafkaConsumer.read_all (from offset 0 to the fetch's high
   watermark) does not return, with what ListOffsets(EARLIEST) answers per partition.
 
-Found with it (lab.clients.kafka.KafkaConsumer.read_all's docstring): nothing is
-lost on the broker; Tansu answers ListOffsets EARLIEST with the offset of the
-batch object modified first (and LATEST with the last-modified batch's base
-offset + 1), so when two producers' batches for a partition are stored out of
-offset order, "the beginning" is past the first batch.
+Found with it (lab.clients.kafka.KafkaConsumer.read_all's docstring): most of
+what a read from "the beginning" missed is on the broker; Tansu answers
+ListOffsets EARLIEST with the offset of the batch object modified first (and
+LATEST with the last-modified batch's base offset + 1), so when two producers'
+batches for a partition are stored out of offset order, "the beginning" is past
+the first batch. Rarer (2 rounds of 400), and the broker's: records acknowledged
+at offsets at or past the partition's high watermark, which no fetch returns.
 
 Usage (stack up; LAB_* env as for ``python -m lab``):
     python bench/repro_first_batch_race.py --rounds 200 [--producers 3] [--messages 30] [--create-first]
