@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a scenario failed (``run``), 2 usage error, 3 infrastru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, help="write the JSON journal here")
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
     run.add_argument("--spans", type=Path, help="write the runs' calls, phases and faults as OpenTelemetry spans "
-                                                "here (an OTLP/JSON file: one trace per scenario run)")
+                                                "here (an OTLP/JSON file: one trace per scenario run; with the "
+                                                "OpenTelemetry SDK installed, the clients' own spans too)")
     run.add_argument("--html", type=Path, help="write the HTML report of this run here (timelines of its scenarios, "
                                                "trends from the run history)")
     run.add_argument("--negative-control", action="store_true",
@@ -318,21 +320,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .scenario.store import BackgroundRecorder
 
     recorder = BackgroundRecorder(store, run_id)  # each result written while the next scenario starts
+    spans_open = contextlib.ExitStack()
+    client_capture = None
+    if getattr(args, "spans", None):  # the clients' own spans too: captured before any client is made
+        from .scenario.report.client_spans import capture
+
+        client_capture = spans_open.enter_context(capture())
     try:
         asyncio.run(run_all())
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: faults healed", file=sys.stderr)
         return 130
     finally:
+        spans_open.close()
         recorder.close()  # every result in the store before the reports read it
         if args.json:
             write_journal(args.json, results, stack.name)
         if args.junit:
             write_junit(args.junit, results)
         if getattr(args, "spans", None):
+            from .scenario.report.client_spans import otlp_spans
             from .scenario.report.spans import write_spans
 
-            write_spans(args.spans, results)
+            write_spans(args.spans, results, otlp_spans(client_capture))
         if args.html:
             from .scenario.report.html import cases_from_results, stored, write_html
 

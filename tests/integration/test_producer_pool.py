@@ -81,16 +81,25 @@ async def test_a_black_holed_member_is_replaced_and_nothing_it_acked_or_held_is_
 
 
 async def _loss_evidence(stack, pool: ProducerPool, topic: str, lost: tuple[str, ...]) -> str:
-    """Where the broker said each lost message went, what is there now, and whether it acked one offset twice
-    (seen once in CI, not reproduced in isolation: the evidence to tell a broker's fault from the pool's)."""
+    """Where the broker said each lost message went, what is there now, the partition's high watermark and
+    what ListOffsets calls its beginning, and whether it acked one offset twice: the evidence to tell a
+    broker's fault from the pool's. Seen once in CI before read_all read from offset 0: a first-batch
+    message skipped because Tansu's ListOffsets EARLIEST is the first-WRITTEN batch's offset
+    (bench/repro_first_batch_race.py). A message acked at or past the high watermark is Tansu's too."""
     if not lost:
         return ""
     async with KafkaConsumer(ConsumerSettings(stack.kafka)) as consumer:
         records = await consumer.read_all(topic, timeout_s=10)
+        assigned = list(consumer.raw.assignment())
+        highwater = {tp.partition: consumer.raw.highwater(tp) for tp in assigned}
+        listed_start = {tp.partition: o for tp, o in (await consumer.raw.beginning_offsets(assigned)).items()}
     at = {(r.partition, r.offset): r.key.decode() for r in records}
-    acked = [d for d in pool.ledger.entries() if d.topic == topic and d.status == ACKED]
+    acked = [d for d in pool.ledger.entries if d.topic == topic and d.status == ACKED]
     places = collections.Counter((d.partition, d.offset) for d in acked)
-    lines = [f"{d.message_id} acked at {d.partition}:{d.offset}, holding {at.get((d.partition, d.offset))!r} now"
+    lines = [f"{d.message_id} acked at {d.partition}:{d.offset}, holding {at.get((d.partition, d.offset))!r} now, "
+             f"high watermark {highwater.get(d.partition)}, listed beginning {listed_start.get(d.partition)}"
+             + (" (at or past the high watermark: the broker's)"
+                if d.offset is not None and d.offset >= (highwater.get(d.partition) or 0) else "")
              for d in acked if d.message_id in lost]
     return (f"\n{'; '.join(lines)}; offsets acked twice: {[k for k, n in places.items() if n > 1][:5]}; "
             f"offsets read: {len(at)}, highest {max(at) if at else None}")

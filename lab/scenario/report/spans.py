@@ -14,6 +14,12 @@ Each scenario run is one trace:
         fault <key>            inject to heal, under the phase it was injected in
         call <lane>            one workload operation, under the phase it started in;
                                status ERROR if it failed; ``lab.outcome`` ok | fail | unknown
+
+The clients' own spans (pool acquire, query, send, consume), where OpenTelemetry's
+SDK is installed and the run captured them (client_spans.py), follow in a second
+scope, ``lab.clients``: their own traces, one per message from its send span to
+the consume span of each read of it (the send's context travels in the record's
+``traceparent`` header).
 """
 
 from __future__ import annotations
@@ -121,23 +127,28 @@ def scenario_spans(result: Any) -> list[dict[str, Any]]:
     return trace.spans
 
 
-def otlp_json(results: Iterable[Any], service_name: str = "chaoslab") -> dict[str, Any]:
-    """An OTLP/JSON ExportTraceServiceRequest of every result's spans (one trace per scenario run)."""
+def otlp_json(results: Iterable[Any], service_name: str = "chaoslab",
+              client_spans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An OTLP/JSON ExportTraceServiceRequest of every result's spans (one trace per scenario run), and the
+    clients' spans (already in OTLP/JSON, client_spans.otlp_spans) in a scope of their own if there are any."""
     import lab
 
     spans = [span for result in results for span in scenario_spans(result)]
+    scopes = [{"scope": {"name": "lab.scenario", "version": lab.__version__}, "spans": spans}]
+    if client_spans:
+        scopes.append({"scope": {"name": "lab.clients", "version": lab.__version__}, "spans": client_spans})
     return {"resourceSpans": [{
         "resource": {"attributes": _attributes({"service.name": service_name})},
-        "scopeSpans": [{"scope": {"name": "lab.scenario", "version": lab.__version__}, "spans": spans}],
+        "scopeSpans": scopes,
     }]}
 
 
-def write_spans(path: Path, results: list[Any]) -> int:
-    """Write the OTLP/JSON file; how many spans it holds."""
-    document = otlp_json(results)
+def write_spans(path: Path, results: list[Any], client_spans: list[dict[str, Any]] | None = None) -> int:
+    """Write the OTLP/JSON file; how many spans it holds (the clients' included)."""
+    document = otlp_json(results, client_spans=client_spans)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
-    return len(document["resourceSpans"][0]["scopeSpans"][0]["spans"])
+    return sum(len(scope["spans"]) for scope in document["resourceSpans"][0]["scopeSpans"])
 
 
 __all__ = ["otlp_json", "scenario_spans", "write_spans"]
