@@ -12,7 +12,7 @@ COMPOSE_TESTS := $(addprefix tests/chaos/,test_backend_contract.py test_heal_mat
 	test_scenarios.py test_mutant_matrix.py test_pytest_plugin_compose.py)
 STAND_INS := LAB_POSTGRES_IMAGE=chaoslab/postgres:dev LAB_KAFKA_IMAGE=chaoslab/kafka:dev LAB_PROXY_IMAGE=chaoslab/proxy:dev
 
-.PHONY: install browser test test-mutants test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
+.PHONY: install browser test test-mutants test-readback-race test-compose compose-engine compose-images bench lab-up lab-down lab-status proxy clean \
 	$(addprefix test-,$(TEST_TYPES))
 
 $(STAMP): pyproject.toml
@@ -41,6 +41,10 @@ lint: $(STAMP)
 # `make test` runs none of its cells (they take minutes: a scenario run per cell); this runs every one, and CI runs it.
 test-mutants: $(STAMP)
 	LAB_MUTANT_MATRIX=full $(PY) -m pytest -q tests/chaos/test_mutant_matrix.py
+
+# The read-back race (tests/integration/test_kafka_read_back.py) at 400 rounds: `make test` runs 100; CI runs this too.
+test-readback-race: $(STAMP)
+	LAB_READBACK_RACE_ROUNDS=400 $(PY) -m pytest -q tests/integration/test_kafka_read_back.py -k out_of_order
 
 $(addprefix test-,$(TEST_TYPES)): test-%: $(STAMP)
 	$(PY) -m pytest -q -m $* tests
