@@ -96,16 +96,17 @@ def _pytest(directory, env, *args):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _two_sessions(tmp_path, env) -> set[str]:
-    """Two pytest sessions at once, each holding a partition for 3 s, b's starting 1 s into a's; both must pass
-    (neither fault healed under its test by the other). The state dirs of the stacks they used."""
+def _two_sessions(tmp_path, env, script: str = TWO_SESSIONS) -> set[str]:
+    """Two pytest sessions at once running ``script`` (by default: each holding a partition for 3 s, b's starting
+    1 s into a's); both must pass (neither fault healed under its test by the other). What each wrote to its
+    ready file (by default the state dir of the stack it used)."""
     meeting = tmp_path / "meeting"
     meeting.mkdir()
     sessions = {}
     for me, other in (("a", "b"), ("b", "a")):
         directory = tmp_path / me
         directory.mkdir()
-        (directory / "test_mine.py").write_text(TWO_SESSIONS)
+        (directory / "test_mine.py").write_text(script)
         sessions[me] = _pytest(directory, {**env, "SESSION": me, "OTHER": other, "MEETING": str(meeting)},
                                "test_mine.py")
     outputs = {me: process.communicate(timeout=400)[0] for me, process in sessions.items()}

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from .test_pytest_plugin import _pytest
+from .test_pytest_plugin import _two_sessions
 
 pytestmark = [pytest.mark.chaos,
               pytest.mark.skipif(os.environ.get("LAB_TEST_BACKEND") != "compose",
@@ -42,19 +42,8 @@ def test_two_sessions_with_no_stack_running_each_bring_their_own_compose_project
     # the stand-in images stay named (no registry here); every other LAB_* setting is the sessions' own
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_") or k.endswith("_IMAGE")}
     env["LAB_STATE_DIR"] = str(tmp_path / "no-stack-here")
-    meeting = tmp_path / "meeting"
-    meeting.mkdir()
-    sessions = {}
-    for me, other in (("a", "b"), ("b", "a")):
-        directory = tmp_path / me
-        directory.mkdir()
-        (directory / "test_mine.py").write_text(SESSION)
-        sessions[me] = _pytest(directory, {**env, "SESSION": me, "OTHER": other, "MEETING": str(meeting)},
-                               "test_mine.py")
-    outputs = {me: process.communicate(timeout=600)[0] for me, process in sessions.items()}
-    assert all(process.returncode == 0 for process in sessions.values()), outputs
-    used = [(meeting / f"{me}.ready").read_text().split() for me in sessions]
-    assert all(backend == "compose" for backend, _ in used), used
+    used = [ready.split() for ready in _two_sessions(tmp_path, env, SESSION)]
+    assert len(used) == 2 and all(backend == "compose" for backend, _ in used), used
     projects = {project for _, project in used}
     assert len(projects) == 2 and "chaoslab" not in projects, used
     client = docker.from_env(timeout=30)
