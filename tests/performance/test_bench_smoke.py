@@ -28,7 +28,7 @@ def _bench(*argv: str, timeout_s: float = 180) -> str:
 
 def test_proxy_bench_runs_and_prints_its_ratios():
     out = _bench("bench/proxy_bench.py", "--rounds", "1", "--bulk-mib", "8", "--round-trips", "500",
-                 "--latency-round-trips", "50", "--idle", "50")
+                 "--latency-round-trips", "10", "--idle", "50")
     for line in ("round trip 64 B", "bulk 8 MiB", "latency 100 ms", "idle connections"):
         assert line in out, out
     assert "x (rounds" in out, out
