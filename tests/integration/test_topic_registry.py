@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
 
 from lab.clients.topic_names import TopicName
+from lab.config import Settings
+from lab.errors import LabError
+from lab.faults import FaultLedger
+from lab.faults.network import Partition
 from lab.clients.topics import AdminSettings, TopicRegistry, TopicRegistryError, TopicSpec
 
 pytestmark = pytest.mark.integration
@@ -57,3 +63,33 @@ async def test_growing_a_topic_on_tansu_says_the_broker_cannot(stack):
             await registry.add_partitions(name, 4)
         assert str(name) in str(caught.value) and "Tansu" in str(caught.value)
         assert await registry.partitions(name) == 2  # unchanged
+
+
+async def test_under_a_kafka_partition_each_call_fails_fast_with_a_lab_error_and_works_after_the_heal(stack, tmp_path):
+    """The registry under the chaos it must survive: with the broker cut off (the proxy disabled), register,
+    exists and list each fail within their bound with a LabError, never a raw driver error or a hang; after the
+    heal the same registry object works again (its admin client reconnects)."""
+    name = TopicName(env(), "orders", "order", "created", 1)
+    admin = AdminSettings(stack.kafka, request_timeout_s=1.0)
+    settings = Settings.from_env(stack.env)
+    async with TopicRegistry(admin) as registry:
+        async with Partition(FaultLedger(tmp_path / "ledger"), settings.proxy_url, "kafka"):
+            for action, call in (("register", lambda: registry.register(TopicSpec(name))),
+                                 ("exists", lambda: registry.exists(name)),
+                                 ("list", lambda: registry.list(environment=name.environment))):
+                started = time.monotonic()
+                with pytest.raises(LabError) as caught:
+                    await call()
+                took_s = time.monotonic() - started
+                assert took_s < admin.request_timeout_s + 1.0, (action, took_s, caught.value)
+        deadline, last = time.monotonic() + 10.0, None
+        while time.monotonic() < deadline:  # recovery: bounded, each attempt bounded by request_timeout_s
+            try:
+                assert await registry.register(TopicSpec(name))
+                break
+            except LabError as err:
+                last = err
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"the registry did not recover within 10 s of the heal: {last!r}")
+        assert await registry.exists(name)
