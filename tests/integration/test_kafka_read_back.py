@@ -5,9 +5,10 @@ when producers' batches for one partition are stored out of offset order, seek_t
 first batch (bench/repro_first_batch_race.py; the producer pool test's one CI loss). Out-of-order stores need
 concurrent producers racing on the broker, so this test makes that race many times: 400 rounds (about a minute
 on the shared 2-core machine) failed in 2 of 3 runs with seek_to_beginning, and read_all from offset 0 must not
-fail at all. `make test` runs 100 rounds (LAB_READBACK_RACE_ROUNDS; it keeps to its 15-minute budget, and
-catches the old read-back about one run in four); CI runs the 400 after it (`make test-readback-race`). Records acked at or past the high watermark (Tansu's other fault, see the bench script)
-are counted and printed, not asserted on: no read-back can return them."""
+fail at all. `make test` runs 100 rounds (it keeps to its 15-minute budget, and catches the old read-back about
+one run in four); CI runs the 400 after it (`make test-long`, LAB_LONG_TESTS=1). Records acked at or past the
+high watermark (Tansu's other fault, see the bench script) are counted and printed, not asserted on: no read-back
+can return them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lab.clients.kafka import _read_to_end
 
 pytestmark = pytest.mark.integration
 
-ROUNDS = int(os.environ.get("LAB_READBACK_RACE_ROUNDS", "100"))
+ROUNDS = 400 if os.environ.get("LAB_LONG_TESTS") == "1" else 100
 PRODUCERS, MESSAGES = 3, 30
 
 
