@@ -374,8 +374,7 @@ class KafkaConsumer:
             if all(_read_to_end(positions[tp], ends[tp], consumer.highwater(tp)) for tp in partitions):
                 return records
             polled = await self.poll(min(0.5, max(0.05, deadline - time.monotonic())))
-            if self._spans is not None:
-                self._trace_read(polled)
+            self._trace_read(polled)
             records += polled
         raise KafkaUnavailable(f"read-back of {topic!r} did not reach the end offsets within {timeout_s:g}s")
 

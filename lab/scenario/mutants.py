@@ -371,7 +371,7 @@ class FailoverOnlyPool(ProducerPool):
 
     def _route(self) -> Any:
         super()._route()  # its error when the pool has no member
-        return next((m for m in self.members if m.producer.breaker.state.value != "OPEN"), self.members[0])
+        return next((m for m in self.members if m.producer.breaker.state is not BreakerState.OPEN), self.members[0])
 
 
 MUTANTS: dict[str, Mutant] = {m.name: m for m in (
