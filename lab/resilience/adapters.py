@@ -79,3 +79,20 @@ def observe_purgatory(factory: Any, sink: Sink, clock: Callable[[], float] = tim
 
     factory.add_listener(hook)
     return hook
+
+
+def configured_wait_s(library: str, breaker: Any) -> float | None:
+    """How long ``breaker`` (of ``library``) stays OPEN before it lets a trial call through, as configured, or
+    None where the library does not say: the check of the OPEN -> HALF_OPEN wait judges a user's breaker against
+    its own setting, not the lab's profile. purgatory: the factory's ``default_ttl`` (a circuit given its own
+    ttl is not seen); lab.resilience: None (its wait grows with consecutive openings; the profile sets it)."""
+    raw: Any = None
+    if library == "aiobreaker":
+        raw = breaker.timeout_duration.total_seconds()
+    elif library == "pybreaker":
+        raw = breaker.reset_timeout
+    elif library == "purgatory":
+        raw = breaker.default_ttl
+    elif library == "circuitbreaker":
+        raw = getattr(breaker, "_recovery_timeout", None)
+    return float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None

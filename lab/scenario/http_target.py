@@ -24,7 +24,7 @@ from .http_checks import (SETTLE_S, breaker_open_and_back, error_rate_recovers, 
                           throughput_recovers)
 from .http_load import HttpCall, LocustLoad
 from .prometheus import BreakerMetric, MetricsWatcher
-from .target import RunContext
+from .target import RunContext, checked_statements
 
 DRAIN_S = 0.05
 
@@ -48,10 +48,12 @@ class _HttpLane:
 class HttpTarget:
     def __init__(self, call: HttpCall, *, users: int = 10, spawn_rate: float = 50.0, rate_per_user: float = 20.0,
                  fail_fast_s: float = 1.0, breaker_metric: BreakerMetric | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, statements: Mapping[str, str] | None = None) -> None:
         self.call, self.users, self.spawn_rate, self.rate_per_user = call, users, spawn_rate, rate_per_user
         self.fail_fast_s, self.breaker_metric = fail_fast_s, breaker_metric
         self.name = name or f"http {call.method} {call.url}"
+        # the service's own statements by component, for the protocol-aware faults (lab.scenario.target)
+        self.statements = checked_statements(statements, f"http target {self.name!r}")
         self._load: LocustLoad | None = None
         self._drain: asyncio.Task[None] | None = None
         self._watcher: MetricsWatcher | None = None

@@ -22,6 +22,9 @@
     states = { "0" = "CLOSED", "1" = "OPEN", "2" = "HALF_OPEN" }   # value -> state (this is the default)
     period_s = 0.05                                  # how often /metrics is polled
     timeout_s = 1.0                                  # bound of each poll
+    [statements]                                     # optional: the service's own statements, by component
+    pg = "UPDATE stock"                              # a regular expression: pg_admin_shutdown's and
+                                                     # pg_serialization_failures' faults hit the statements it matches
 
 TOML because Python reads it with the standard library (``tomllib``). The whole file is checked before
 anything starts: an unknown section or key, a value of the wrong type or out of range is a ``UsageError``
@@ -39,6 +42,7 @@ from ..errors import UsageError
 from .http_load import HttpCall
 from .http_target import HttpTarget
 from .prometheus import BreakerMetric
+from .target import STATEMENT_COMPONENTS, checked_statements
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STATES = ("CLOSED", "OPEN", "HALF_OPEN")
@@ -48,6 +52,7 @@ SECTIONS = {
     "load": ("users", "spawn_rate", "rate_per_user"),
     "checks": ("fail_fast_s",),
     "breaker": ("metrics_url", "metric", "component", "labels", "states", "period_s", "timeout_s"),
+    "statements": STATEMENT_COMPONENTS,
 }
 
 
@@ -181,4 +186,5 @@ def load_target_file(path: Path) -> HttpTarget:
                       spawn_rate=load.number("spawn_rate", 50.0, 0, above=True),
                       rate_per_user=load.number("rate_per_user", 20.0, 0, above=False),
                       fail_fast_s=fail_fast_s,
-                      breaker_metric=_breaker(sections["breaker"]) if "breaker" in data else None, name=name)
+                      breaker_metric=_breaker(sections["breaker"]) if "breaker" in data else None, name=name,
+                      statements=checked_statements(sections["statements"].table, f"target file {path}: [statements]"))

@@ -10,7 +10,7 @@ import pkgutil
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import UsageError
 from ..faults.factory import FaultFactory
@@ -29,6 +29,14 @@ class FaultContext(FaultFactory):
     settings: Any  # lab.config.Settings
     ledger: Any  # lab.faults.FaultLedger
     profile: ClientProfile
+    # per component, the pattern (a regular expression) of the target's own statements, where the target names it
+    statements: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def statement(self, component: str, ours: str) -> str:
+        """The pattern a protocol-aware fault on ``component`` matches: the target's own statements where it
+        names them (``python_target(..., statements={"pg": r"UPDATE stock"})``), else ``ours``, the pattern of
+        the lab workload's statement for that scenario."""
+        return self.statements.get(component, ours)
 
 
 def no_preconditions(profile: ClientProfile) -> list[tuple[str, Check]]:

@@ -15,8 +15,12 @@ circuitbreaker (polled: it has no listeners) or ``lab.resilience.CircuitBreaker`
 recorded too); ``None`` says the service has no breaker there (the breaker checks then fail).
 ``expected_errors`` are the error classes its calls may raise. ``probes`` maps a probe name the
 scenarios' checks read ("pg.pool", "kafka.readback", ...) to an async callable returning ``(ok,
-evidence)`` after the recovery; "<component>.latency" is measured here. ``on_start(settings)`` gets the
-lab's ``Settings`` (``settings.pg_dsn``, ``settings.kafka_bootstrap``: the proxied addresses).
+evidence)`` after the recovery; "<component>.latency" is measured here. ``statements`` maps a
+component to a regular expression matching the service's own statements (``{"pg": r"UPDATE stock"}``):
+the protocol-aware faults (pg_admin_shutdown, pg_serialization_failures) hit those, not the lab
+workload's (named none, they hit nothing of the service's: their checks are UNKNOWN).
+``on_start(settings)`` gets the lab's ``Settings`` (``settings.pg_dsn``, ``settings.kafka_bootstrap``:
+the proxied addresses).
 What the target does not give is declared not told, so the checks that need it are UNKNOWN with that
 reason, never a pass.
 """
@@ -31,10 +35,11 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from ..errors import UsageError
 from ..resilience import BreakerEvent
-from ..resilience.adapters import observe_aiobreaker, observe_purgatory, observe_pybreaker, to_state
+from ..resilience.adapters import (configured_wait_s, observe_aiobreaker, observe_purgatory, observe_pybreaker,
+                                  to_state)
 from .evidence import ABSENT, OBSERVED
 from .history import FAIL, OK, History
-from .target import Lane, RunContext, Target
+from .target import Lane, RunContext, Target, checked_statements
 
 Operation = Callable[[], Awaitable[Any]]
 Probe = Callable[[], Awaitable[tuple[bool, str]]]
@@ -60,6 +65,7 @@ class ObservedBreaker:
         self.component, self.breaker = component, breaker
         self.history = History()  # replaced by each run's
         self.library = _library(breaker)
+        self.wait_s = configured_wait_s(self.library, breaker)
         self._attached = False
         self.state = "CLOSED"
         self._poller: asyncio.Task[None] | None = None
@@ -72,9 +78,11 @@ class ObservedBreaker:
         if event.to_state is None:
             return
         self.state = event.to_state.value
+        # an OPEN carries the breaker's own configured wait, which the HALF_OPEN check judges it by
+        wait = {"wait_s": self.wait_s} if self.wait_s is not None and event.to_state.value == "OPEN" else {}
         self.history.add("breaker", OK, None, component=self.component, breaker=event.breaker,
                          **{"from": event.from_state.value if event.from_state else None},
-                         to=event.to_state.value, reason=event.reason)
+                         to=event.to_state.value, reason=event.reason, **wait)
 
     def _outcome(self, event: BreakerEvent) -> None:
         self.history.add("outcome", FAIL if event.kind == "error" else OK, component=self.component,
@@ -138,7 +146,7 @@ class PythonTarget:
 
     def __init__(self, operation: Operation, *, name: str = "python target", covers: Iterable[str] | None = None,
                  breakers: Mapping[str, Any] | None = None, expected_errors: Iterable[str | type] | None = None,
-                 probes: Mapping[str, Probe] | None = None,
+                 probes: Mapping[str, Probe] | None = None, statements: Mapping[str, str] | None = None,
                  on_start: Callable[[Any], Awaitable[Any]] | None = None,
                  on_close: Callable[[], Awaitable[Any]] | None = None) -> None:
         if not callable(operation):
@@ -152,6 +160,7 @@ class PythonTarget:
         self.expected_errors = (None if expected_errors is None else
                                 sorted(e if isinstance(e, str) else e.__name__ for e in expected_errors))
         self.probes_by_name = dict(probes or {})
+        self.statements = checked_statements(statements, f"python target {name!r}")
         self.on_start, self.on_close = on_start, on_close
         self._lane: _OperationLane | None = None
         self._history: History | None = None
@@ -211,7 +220,7 @@ class PythonTarget:
 
 def python_target(operation: Operation, **options: Any) -> PythonTarget:
     """A Target from plain callables: ``python_target(operation, breakers=..., expected_errors=...,
-    pool_probes=..., covers=..., on_start=..., on_close=..., name=...)``."""
+    probes=..., statements=..., covers=..., on_start=..., on_close=..., name=...)``."""
     return PythonTarget(operation, **options)
 
 

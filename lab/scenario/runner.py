@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import time
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Settings
 from ..errors import LabError
@@ -27,7 +27,7 @@ from .history import OK, UNKNOWN, History
 from .model import FaultContext, Scenario
 from .resources import no_resource_growth, sampler_for
 from .stack_probes import faults_healed, steady_state
-from .target import Lane, RunContext, Target, declare
+from .target import Lane, RunContext, Target, declare, statements_of
 from .workload import CancellationStorm, Workload
 
 START_S, CLOSE_S = 10.0, 5.0
@@ -79,7 +79,8 @@ async def run_case(scenario: Scenario, target: Target, settings: Settings,
         await asyncio.sleep(scenario.baseline_s)
         phase("baseline", "end")
         try:
-            await _fault_and_recovery(scenario, settings, ledger, history, lanes, storm, phase)
+            await _fault_and_recovery(scenario, settings, ledger, history, lanes, storm, phase,
+                                      statements_of(target))
         finally:
             await workload.stop()
         phase("final", "start")
@@ -106,10 +107,10 @@ async def run_case(scenario: Scenario, target: Target, settings: Settings,
 
 async def _fault_and_recovery(scenario: Scenario, settings: Settings, ledger: FaultLedger, history: History,
                               lanes: Sequence[Lane], storm: CancellationStorm | None,
-                              phase: Callable[[str, str], None]) -> None:
+                              phase: Callable[[str, str], None], statements: Mapping[str, str]) -> None:
     built = []
     async with contextlib.AsyncExitStack() as stack:
-        built = scenario.faults(FaultContext(settings, ledger, scenario.profile))
+        built = scenario.faults(FaultContext(settings, ledger, scenario.profile, statements))
         phase("fault", "start")
         if storm is not None:
             storm.raging = True  # the storm rages during the fault phase only

@@ -17,8 +17,10 @@ Implementations: the lab's clients and the negative control (``lab.scenario.targ
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, runtime_checkable
 
+from ..errors import UsageError
 from .history import History
 
 if TYPE_CHECKING:
@@ -92,6 +94,36 @@ class Target(Protocol):
         ...
 
 
+STATEMENT_COMPONENTS = ("pg",)  # the components whose protocol-aware faults match statements
+
+
+def checked_statements(statements: Mapping[str, Any] | None, where: str) -> dict[str, str]:
+    """``statements`` checked: each key a component whose faults match statements, each value a regular
+    expression; a UsageError naming ``where`` and the bad entry otherwise."""
+    checked: dict[str, str] = {}
+    for component, pattern in (statements or {}).items():
+        if component not in STATEMENT_COMPONENTS:
+            raise UsageError(f"{where}: statements for {component!r}: only {', '.join(STATEMENT_COMPONENTS)} "
+                             f"statements can be named (the protocol-aware faults that match statements)")
+        if not isinstance(pattern, str) or not pattern:
+            raise UsageError(f"{where}: statements[{component!r}] must be a non-empty regular expression, "
+                             f"not {pattern!r}")
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise UsageError(f"{where}: statements[{component!r}] = {pattern!r} is not a regular expression: "
+                             f"{err}") from None
+        checked[component] = pattern
+    return checked
+
+
+def statements_of(target: object) -> dict[str, str]:
+    """The patterns of the target's own statements by component (``{"pg": r"UPDATE stock"}``), which the
+    protocol-aware faults (pg_admin_shutdown, pg_serialization_failures) match instead of the lab workload's: an
+    optional attribute ``statements`` of a target; none named, ``{}``."""
+    return dict(getattr(target, "statements", None) or {})
+
+
 class Named(Protocol):
     @property
     def name(self) -> str: ...
@@ -106,4 +138,5 @@ def declare(history: History, target: "Named", lanes: Sequence[LaneDeclaration])
                 lanes=[{"name": lane.name, "covers": list(lane.covers),
                         "errors": lane.errors if lane.errors in (None, "lab") else list(lane.errors)}
                        for lane in lanes],
-                breakers=breakers, outcomes=sorted({c for lane in lanes for c in lane.outcomes}))
+                breakers=breakers, outcomes=sorted({c for lane in lanes for c in lane.outcomes}),
+                statements=statements_of(target))

@@ -1,5 +1,8 @@
 """The server terminates every session that runs the workload's query (57P01 admin_shutdown,
-FATAL, then the connection closes), as an administrator's pg_terminate_backend would."""
+FATAL, then the connection closes), as an administrator's pg_terminate_backend would.
+
+Against a user's service the fault hits the statements its target names (``statements={"pg": ...}``);
+a target that names none is not hit, and the precondition says so (UNKNOWN, never a pass)."""
 
 from lab.faults.protocol import PgStatementFault
 from lab.scenario import Scenario
@@ -17,7 +20,7 @@ SCENARIO = Scenario(
                   "only lab errors reach the caller",
     components=("pg",),
     pg_query=QUERY,
-    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault("lab_admin_shutdown", "57P01"))],
+    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault(ctx.statement("pg", "lab_admin_shutdown"), "57P01"))],
     preconditions=lambda p: [("pg: the fault killed sessions", checks.failures_during_fault("pg", 5))],
     checks=lambda p: breaker_cycle("pg", p) + bounded_and_expected("pg", p, can_wait=False) + pool_recovered(),
 )

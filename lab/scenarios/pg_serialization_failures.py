@@ -16,7 +16,8 @@ SCENARIO = Scenario(
                   "and nothing a failed attempt wrote survives; the pool recovers",
     components=("pg",),
     pg_lane=PgTxnLane,
-    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault(TXN_MARKER, "40001", probability=0.3))],
+    faults=lambda ctx: [ctx.toxic("postgres", PgStatementFault(ctx.statement("pg", TXN_MARKER), "40001",
+                                                                     probability=0.3))],
     checks=lambda p: [
         ("pg: 40001 transactions were rerun", checks.probe_passes("pg.retried")),
         ("pg: no transaction gave up on 40001 early", checks.probe_passes("pg.all_committed")),

@@ -116,6 +116,9 @@ async def test_the_users_breaker_cycle_becomes_breaker_events_of_its_component(b
     assert lane.state() == "CLOSED"
     if build is _lab:  # the lab's breaker also reports the outcomes its window counts
         assert lane.outcomes == ("pg",) and any(history.of("outcome", component="pg"))
+    # each third-party breaker's OPEN carries its configured wait (0.2 s), which the HALF_OPEN check judges by
+    waits = [e.get("wait_s") for e in history.of("breaker", component="pg") if e.get("to") == "OPEN"]
+    assert waits and set(waits) == ({None} if build is _lab else {0.2}), waits
 
 
 def test_a_breaker_of_an_unknown_library_is_refused_when_the_target_is_built():

@@ -129,6 +129,17 @@ def test_half_open_no_sooner_than_the_wait_and_later_only_with_the_next_call(del
     assert checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(events)).result == expected
 
 
+@pytest.mark.parametrize("delay, expected", [(0.5, PASS), (0.3, FAIL)])
+def test_a_users_breaker_is_judged_by_the_wait_its_open_event_carries(delay, expected):
+    """An observed user breaker configured for 0.5 s is right to go HALF_OPEN after 0.5 s, against a profile of
+    1 s (found: an aiobreaker with a 0.5 s timeout failed 'HALF_OPEN after the wait'); sooner is still early."""
+    opened = (1.2, "breaker", "ok", {"component": "pg", "from": "CLOSED", "to": "OPEN", "reason": "", "wait_s": 0.5})
+    verdict = checks.half_open_after_wait("pg", 1.0, 0.15)(history_with(
+        phases() + [opened, move(1.2 + delay, "OPEN", "HALF_OPEN")]))
+    assert verdict.result == expected, verdict
+    assert "0.5s" in verdict.evidence
+
+
 def test_a_call_refused_after_the_wait_means_the_breaker_stayed_open():
     refused = op(2.6, "fail", "CallNotPermitted", latency=0.001)  # 1.4 s after opening, wait 1 s + 0.15 s
     late = phases() + [move(1.2, "CLOSED", "OPEN"), refused, move(2.7, "OPEN", "HALF_OPEN")]

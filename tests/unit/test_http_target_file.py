@@ -34,6 +34,8 @@ labels = { name = "orders-db" }
 states = { "0" = "CLOSED", "1" = "HALF_OPEN", "2" = "OPEN" }
 period_s = 0.1
 timeout_s = 0.5
+[statements]
+pg = "UPDATE stock"
 '''
 
 
@@ -58,6 +60,7 @@ def test_every_field_reaches_the_target(tmp_path):
     assert dict(metric.states) == {0.0: "CLOSED", 1.0: "HALF_OPEN", 2.0: "OPEN"}
     names = [name for name, _ in target.checks(None)]
     assert "kafka: breaker OPEN in the fault and back (from /metrics)" in names
+    assert target.statements == {"pg": "UPDATE stock"}
 
 
 def test_a_url_alone_takes_the_documented_defaults(tmp_path):
@@ -66,6 +69,7 @@ def test_a_url_alone_takes_the_documented_defaults(tmp_path):
         "GET", None, (200,), 5.0)
     assert (target.users, target.spawn_rate, target.rate_per_user, target.fail_fast_s) == (10, 50.0, 20.0, 1.0)
     assert target.breaker_metric is None and target.name == "http GET http://127.0.0.1:9/x"
+    assert target.statements == {}
     assert dict(target.checks(None)).keys() == {"http: fails fast during the fault", "http: error rate back to "
                                                 "baseline", "http: throughput back to 90% of baseline"}
 
@@ -110,6 +114,9 @@ URL = '[request]\nurl = "http://127.0.0.1:9/x"\n'
     ("request = 3\n", "[request]: must be a table"),
     ("[request\n", "is not valid TOML"),
     ('name = ""\n' + URL, "name must be a non-empty string"),
+    (URL + "[statements]\nkafka = \"x\"\n", "[statements] kafka: unknown key (known: pg)"),
+    (URL + "[statements]\npg = \"(\"\n", "[statements]: statements['pg'] = '(' is not a regular expression"),
+    (URL + "[statements]\npg = 3\n", "[statements]: statements['pg'] must be a non-empty regular expression"),
 ])
 def test_a_bad_field_is_named(tmp_path, text, named):
     path = write(tmp_path, text)

@@ -69,7 +69,7 @@ def _target(fragile: bool):
     return python_target(kiosk.stock, name="kiosk", covers=("pg",),
                          breakers={"pg": None if fragile else kiosk.breakers},
                          expected_errors=[KioskUnavailable], probes={"pg.pool": kiosk.pool_whole},
-                         on_start=start, on_close=kiosk.close)
+                         statements={"pg": r"SELECT 42"}, on_start=start, on_close=kiosk.close)
 
 
 def resilient():
