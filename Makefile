@@ -44,7 +44,7 @@ test-mutants: $(STAMP)
 
 # What make test's 15-minute budget does not hold, run by CI after it (LAB_LONG_TESTS=1): the read-back race at 400
 # rounds (make test runs 100), the cross-proxy p99 stress test on the plain asyncio loop (make test: uvloop) and the
-# Postgres server killed 24 times under load (make test: 6).
+# Postgres server killed 16 times under load (make test: 6).
 test-long: $(STAMP)
 	LAB_LONG_TESTS=1 $(PY) -m pytest -q tests/integration/test_kafka_read_back.py -k out_of_order
 	LAB_LONG_TESTS=1 $(PY) -m pytest -q tests/proxy/test_security_stress.py -k "p99 and asyncio"
