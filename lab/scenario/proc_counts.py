@@ -39,36 +39,69 @@ CPUCLOCK_SCHED = 2  # the kernel's per-process CPU-time clock id: ((~pid) << 3) 
 
 
 class TcpTable:
-    """Inodes of this network namespace's TCP sockets in any state but LISTEN, by a sock_diag dump (~0.3 ms
-    when there are few sockets). One netlink socket, opened on first use, kept until ``close``; not for use
-    by two threads at once. Raises OSError where there is no sock_diag (a restricted kernel)."""
+    """Inodes of this network namespace's TCP sockets in any state but LISTEN, by a sock_diag dump (~0.2 ms
+    a family when there are few sockets: the kernel walks its whole established hash for each). One netlink
+    socket, opened on first use, kept until ``close``; not for use by two threads at once. Raises OSError
+    where there is no sock_diag (a restricted kernel).
+
+    The IPv6 dump is skipped while the namespace holds no IPv6 TCP socket at all (``TCP6: inuse 0`` in
+    /proc/net/sockstat6, kept open and re-read: ~3 us, where the dump costs as much as the IPv4 one): half
+    the sampler's kernel time on a stack that listens and connects over IPv4 only. A socket made between
+    that read and the dump is seen by the next sample, as any socket made after a dump is."""
 
     def __init__(self) -> None:
         self._link: socket.socket | None = None
+        self._sockstat6: int | None = None  # fd on /proc/net/sockstat6 (this namespace's), -1: none to be had
 
     def inodes(self) -> set[int]:
         if self._link is None:
             self._link = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
             self._link.settimeout(1.0)
+        families = (socket.AF_INET, socket.AF_INET6) if self._ipv6_in_use() else (socket.AF_INET,)
         try:
-            return _dump(self._link)
+            return _dump(self._link, families)
         except OSError:
             self.close()  # a half-read dump leaves answers queued: the next call starts on a new socket
             raise
 
+    def _ipv6_in_use(self) -> bool:
+        """False only when sockstat6 says no IPv6 TCP socket exists, or there is no IPv6 (no sockstat6)."""
+        if self._sockstat6 is None:
+            try:
+                self._sockstat6 = os.open("/proc/net/sockstat6", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:  # a kernel without IPv6: no IPv6 socket to dump
+                self._sockstat6 = -1
+            except OSError:
+                return True
+        if self._sockstat6 < 0:
+            return False
+        try:
+            text = os.pread(self._sockstat6, 512, 0)
+        except OSError:
+            return True
+        for line in text.splitlines():
+            if line.startswith(b"TCP6:"):
+                fields = line.split()
+                return not (len(fields) >= 3 and fields[1] == b"inuse" and fields[2] == b"0")
+        return True
+
     def own_fds(self) -> int:
-        """The fds this table holds open in this process (its netlink socket), not the workload's own."""
-        return 0 if self._link is None else 1
+        """The fds this table holds open in this process (its netlink socket, its sockstat6 file), not the
+        workload's own."""
+        return (self._link is not None) + (self._sockstat6 is not None and self._sockstat6 >= 0)
 
     def close(self) -> None:
         if self._link is not None:
             self._link.close()
             self._link = None
+        if self._sockstat6 is not None and self._sockstat6 >= 0:
+            os.close(self._sockstat6)
+        self._sockstat6 = None
 
 
-def _dump(link: socket.socket) -> set[int]:
+def _dump(link: socket.socket, families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)) -> set[int]:
     inodes: set[int] = set()
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in families:
         request = struct.pack("=BBBBI48x", family, socket.IPPROTO_TCP, 0, 0, WITH_A_FILE_NOT_LISTENING)
         link.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP,
                               family, 0) + request)

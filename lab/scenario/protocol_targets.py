@@ -71,6 +71,14 @@ class PgTxnLane(PgLane):
             raise
         self.results[sequence] = "committed"
 
+    async def _latency_call(self, index: int) -> None:
+        """The latency probe runs the workload's own transaction (its baseline is of those), numbered below
+        zero so its rows never meet a workload call's; they are read back and judged with the rest."""
+        await self.op(-index)
+
+    def _latency_call_is(self) -> str:
+        return "the workload's transaction (INSERT, UPDATE, COMMIT)"
+
     async def probes(self, baseline_p99_s: float | None) -> None:
         await super().probes(baseline_p99_s)
         try:

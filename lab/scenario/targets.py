@@ -153,6 +153,14 @@ class PgLane(_ClientLane):
         async with self.pool.acquire() as conn:
             return await conn.fetchval(query)
 
+    async def _latency_call(self, index: int) -> None:
+        """One call of the latency probe: what the workload's ``op`` does (here, the scenario's query)."""
+        await self._probe_call(self.query)
+
+    def _latency_call_is(self) -> str:
+        """What ``_latency_call`` runs, for the probe's evidence."""
+        return repr(self.query)
+
     async def probes(self, baseline_p99_s: float | None) -> None:
         """Pool recovered (``pg.pool``), then latency back to baseline (``pg.latency``): each probe is judged on
         its own, so a pool that failed its probe does not leave the latency unjudged."""
@@ -187,10 +195,11 @@ class PgLane(_ClientLane):
                                                     f"no leaked sessions ({sessions})")
 
     async def _latency_probe(self, baseline_p99_s: float) -> None:
-        """Latency back to baseline, measured the way the baseline was (issue 11): the scenario's query
-        (``pg_query``), started one every ``interval_s`` with at most ``in_flight`` at once like the workload, each
-        call timed from its start to its end like a workload ``op``, and the same percentile (the p90, by
-        ``percentile``) taken of the probe's calls and of the baseline phase's successful calls; it fails above
+        """Latency back to baseline, measured the way the baseline was (issue 11): the workload's call
+        (``_latency_call``: the scenario's ``pg_query``, or a subclass's own operation), started one every
+        ``interval_s`` with at most ``in_flight`` at once like the workload, each call timed from its start to its
+        end like a workload ``op``, and the same percentile (the p90, by ``percentile``) taken of the probe's calls
+        and of the baseline phase's successful calls; it fails above
         LATENCY_FACTOR times the baseline's p90, or LATENCY_FLOOR_S.
 
         Bounded in count and time: calls start for at most LATENCY_BUDGET_S (LATENCY_SAMPLES at most), each is
@@ -210,9 +219,9 @@ class PgLane(_ClientLane):
         latencies: list[float] = []
         errors: list[BaseException] = []
 
-        async def one(started: float) -> None:
+        async def one(index: int, started: float) -> None:
             try:
-                await asyncio.wait_for(self._probe_call(self.query), LATENCY_CALL_BOUND_S)
+                await asyncio.wait_for(self._latency_call(index), LATENCY_CALL_BOUND_S)
             except Exception as err:  # a failing call after recovery fails the probe, not the whole run
                 errors.append(err)
                 return
@@ -223,7 +232,7 @@ class PgLane(_ClientLane):
         while calls < LATENCY_SAMPLES and time.monotonic() < deadline:
             if len(active) < self.profile.in_flight:
                 calls += 1
-                task = asyncio.ensure_future(one(time.monotonic()))
+                task = asyncio.ensure_future(one(calls, time.monotonic()))
                 active.add(task)
                 task.add_done_callback(active.discard)
             await asyncio.sleep(self.interval_s)
@@ -242,7 +251,7 @@ class PgLane(_ClientLane):
                              f"{percentile(latencies, 0.5) * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms) vs "
                              f"baseline p90 {base_p90 * 1000:.1f} ms of {len(baseline)} calls (bound "
                              f"{LATENCY_FACTOR:g}x or {LATENCY_FLOOR_S * 1000:.0f} ms = {bound * 1000:.1f} ms); both "
-                             f"{self.query!r}, one every {self.interval_s * 1000:g} ms, at most "
+                             f"{self._latency_call_is()}, one every {self.interval_s * 1000:g} ms, at most "
                              f"{self.profile.in_flight} at once")
 
 

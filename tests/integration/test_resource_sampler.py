@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from lab.scenario.history import History
-from lab.scenario.proc_counts import FdTables, ProcessGone, Root, StatFiles, cpu_ns, fd_table, sample_tree, stat
+from lab.scenario.proc_counts import (FdTables, ProcessGone, Root, StatFiles, TcpTable, cpu_ns, fd_table, sample_tree,
+                                      stat)
 from lab.scenario.proc_counts import tcp_inodes_here as _tcp_inodes_here
 from lab.scenario.proc_counts import tcp_inodes_of as _tcp_inodes_of
 from lab.scenario.resources import ResourceSampler
@@ -185,6 +186,33 @@ def test_the_samplers_own_netlink_socket_is_not_counted_as_the_workloads():
     sampler.stop()
     [sample] = history.of("resource", process="workload")
     assert sample.get("fds") == before
+
+
+def _inode(sock: socket.socket) -> int:
+    return os.stat(f"/proc/self/fd/{sock.fileno()}").st_ino
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 in this Python")
+def test_the_ipv6_dump_is_skipped_only_while_no_ipv6_tcp_socket_exists():
+    """The table leaves out the IPv6 dump while /proc/net/sockstat6 counts no IPv6 TCP socket: a connection
+    over ::1 must still be found (with the skip keyed wrongly, it is not), and so must one over 127.0.0.1."""
+    table = TcpTable()
+    try:
+        try:
+            server6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        except OSError as err:
+            pytest.skip(f"no ::1 here: {err}")
+        with server6, socket.create_server(("127.0.0.1", 0)) as server4:
+            with socket.create_connection(server6.getsockname()[:2]) as client6, \
+                    socket.create_connection(server4.getsockname()) as client4:
+                peer6, peer4 = server6.accept()[0], server4.accept()[0]
+                with peer6, peer4:
+                    seen = table.inodes()
+                    assert {_inode(client6), _inode(peer6), _inode(client4), _inode(peer4)} <= seen
+                    assert table.own_fds() == 2  # the netlink socket and the sockstat6 file
+    finally:
+        table.close()
+    assert table.own_fds() == 0
 
 
 def test_this_process_is_sampled_again_once_it_may_open_fds_again():
