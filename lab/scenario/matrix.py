@@ -115,6 +115,13 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
         "kafka_partition": ("kafka: no acknowledged message lost", "consumer consumed every acked message"),
         "kafka_written_not_acked": ("kafka: unknown sends found written, none lost",),
     },
+    # acks=0: nothing tells it what the broker did, so what the fault answers REQUEST_TIMED_OUT it calls acked.
+    # Not listed for kafka_broker_pause: it lost 115-147 acked messages there in 3 runs of 4, none in the fourth
+    # (its sends stalled instead); nor kafka_pool_wedged (0 lost in 2 runs: TCP delivers the black-holed writes
+    # once the rule is gone)
+    "producer_acks_none": {
+        "kafka_written_not_acked": ("kafka: unknown sends found written, none lost",),
+    },
     "producer_no_deadline": {
         **{name: ("kafka: every call returns by its own timeout",)
            for name in ("kafka_broker_pause", "blackhole", "kafka_partition", "network_partition", "kafka_not_leader")},
@@ -155,7 +162,8 @@ UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
     "kafka_pool_wedged": {"kafka: no acknowledged message lost": "aiokafka retries every stalled send on the "
                           "connection it renews within its request timeout, so everything acknowledged is written: "
                           "no client mutant measured loses one there (unknown_as_acked, never_replaces, ignores_load, "
-                          "drops_unknown pass)"},
+                          "drops_unknown pass; acks_none too, 2 runs: TCP delivers the black-holed writes once the "
+                          "rule is gone)"},
     "kafka_partition_long": {check: "needs Apache Kafka (the compose backend); the matrix is measured on the local "
                                     "backend only" for check in (
         "kafka: breaker opens when its window reaches a threshold", "kafka: HALF_OPEN after the wait",

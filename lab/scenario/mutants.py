@@ -314,6 +314,11 @@ def _no_deadlines(settings: KafkaSettings) -> KafkaSettings:
     return dataclasses.replace(settings, send_deadline_s=240.0, request_timeout_s=120.0)
 
 
+def _acks_none(settings: KafkaSettings) -> KafkaSettings:
+    """acks=0: a send counts as acknowledged once aiokafka has written it, the broker never confirms it."""
+    return dataclasses.replace(settings, acks=0)
+
+
 # -- the consumer ----------------------------------------------------------------------------------------------
 
 class DropsGroupConsumer(GroupConsumer):
@@ -417,6 +422,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "acknowledged message)", kafka_producer_class=ResendsSlowAckProducer),
     Mutant("producer_no_deadline", "sends wait for the driver's own two-minute timeout, not the send deadline",
            kafka_settings=_no_deadlines),
+    Mutant("producer_acks_none", "a send is acknowledged once written to the socket (acks=0), never confirmed by the "
+           "broker", kafka_settings=_acks_none),
     Mutant("pool_never_replaces", "the producer pool never replaces a wedged member (or one whose breaker stays "
            "OPEN)", pool_config=_never_replaces),
     Mutant("pool_ignores_load", "the producer pool sends round robin, whatever each member has in flight",
