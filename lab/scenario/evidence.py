@@ -40,6 +40,19 @@ def lacks_calls(history: History, component: str) -> str:
     return f"target {declared.get('name')!r} makes no calls that exercise {component}"
 
 
+def calls_not_the_labs(history: History, component: str) -> str:
+    """Why the calls on ``component`` are not the lab's own clients' ('' when they are): a check that reads the
+    fault's size from a call's latency knows the lab client's round trips per call, not a user service's."""
+    declared = declaration(history)
+    if declared is None:
+        return ""
+    for lane in declared.get("lanes", []):
+        if component in lane.get("covers", ()) and lane.get("errors") != "lab":
+            return (f"target {declared.get('name')!r} makes calls of its own on {component}: how many round trips "
+                    f"each makes through the fault is not known")
+    return ""
+
+
 def lacks_breaker(history: History, component: str) -> str:
     """Why the target's breaker events cannot speak for ``component`` ('' when they can).
 

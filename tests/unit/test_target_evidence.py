@@ -87,3 +87,18 @@ def test_analyze_of_a_run_that_errored_is_one_unknown_naming_the_error():
     verdicts = analyze(history, [("recovered", checks.recovered("pg"))])
     assert [(v.check, v.result) for v in verdicts] == [("infrastructure", UNKNOWN)]
     assert "steady state not reached" in verdicts[0].evidence
+
+
+def test_the_injected_delay_is_read_from_the_lab_clients_calls_only():
+    """A user service's calls may make one round trip or five, or time out before the delay shows (found: a
+    purgatory service with a 0.4 s timeout failed 'calls delayed by the configured latency' under 400 ms): the
+    check about the proxy is UNKNOWN there, and still judged on the lab's own clients."""
+    check = checks.fault_delay_matches("pg", 0.8, 20, 50, "2 round trips of 400 ms")
+    fault = (1.05, "fault", "ok", {"name": "toxic:postgres", "edge": "inject"})
+    theirs = [service_op(3.0, "fail", "Unavailable", latency=0.4)]
+    verdict = check(history_with(phases() + [fault, declared({"pg": "observed"}, errors=["Unavailable"])] + theirs))
+    assert verdict.result == UNKNOWN and "makes calls of its own on pg" in verdict.evidence, verdict
+    ours = (0.0, "target", "ok", {"name": "lab clients", "lanes": [{"name": "pg", "covers": ["pg"], "errors": "lab"}],
+                                  "breakers": {"pg": "observed"}, "outcomes": ["pg"]})
+    assert check(history_with(phases() + [fault, ours, op(3.0, latency=0.81)])).result == PASS
+    assert check(history_with(phases() + [fault, ours, op(3.0, latency=0.41)])).result == FAIL
