@@ -1,13 +1,15 @@
-"""A small real HTTP service on asyncpg: GET /orders reads from Postgres, GET /metrics exports its breaker.
+"""A small real HTTP service on asyncpg and aiokafka: GET /orders reads from Postgres and announces the
+order on Kafka, GET /metrics exports its breakers.
 
-    python orders_service.py --port 8000 --dsn postgresql://...            # resilient
-    python orders_service.py --port 8000 --dsn postgresql://... --fragile  # no breaker, no timeouts
+    python orders_service.py --port 8000 --dsn postgresql://... --bootstrap 127.0.0.1:9092            # resilient
+    python orders_service.py --port 8000 --dsn postgresql://... --bootstrap 127.0.0.1:9092 --fragile  # neither
 
-Resilient: every database wait is bounded (0.5 s acquire and command) and an aiobreaker breaker guards
-the database; while it is OPEN, /orders answers 503 at once. /metrics exports
-``orders_db_breaker_state{name="orders-db"}`` as 0 (closed), 1 (open) or 2 (half-open). Fragile: the
-same endpoint with no breaker and no timeouts, answering 500 on an error (the negative control).
-Plain asyncio (no web framework), so the example needs only what the lab already installs.
+Resilient: every wait is bounded (0.5 s acquire and command; each send 1 s, acks=all) and an aiobreaker
+breaker guards each dependency; while either is OPEN, /orders answers 503 at once. /metrics exports
+``orders_db_breaker_state{name="orders-db"}`` and ``orders_events_breaker_state{name="orders-events"}`` as 0
+(closed), 1 (open) or 2 (half-open). Fragile: the same endpoint with no breaker and no timeouts, answering
+500 on an error (the negative control). Without ``--bootstrap`` it has no Kafka side. Plain asyncio (no web
+framework), so the example needs only what the lab already installs.
 """
 
 from __future__ import annotations
@@ -16,21 +18,40 @@ import argparse
 import asyncio
 from datetime import timedelta
 
+import uuid
+
 import aiobreaker
 import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 STATES = {"closed": 0, "open": 1, "half-open": 2, "half_open": 2}
 
 
 class Orders:
-    def __init__(self, dsn: str, fragile: bool) -> None:
-        self.dsn, self.fragile = dsn, fragile
+    def __init__(self, dsn: str, bootstrap: str | None, fragile: bool) -> None:
+        self.dsn, self.bootstrap, self.fragile = dsn, bootstrap, fragile
         self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.topic = f"orders-{uuid.uuid4().hex[:8]}"
         self.breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=1), name="orders-db")
+        self.events_breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=1),
+                                                        name="orders-events")
 
     async def start(self) -> None:
         timeouts = {} if self.fragile else {"timeout": 0.5, "command_timeout": 0.5}
         self.pool = await asyncpg.create_pool(self.dsn, min_size=4, max_size=4, **timeouts)
+        if self.bootstrap:
+            bounds = {} if self.fragile else {"request_timeout_ms": 1000, "retry_backoff_ms": 100}
+            self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False,
+                                             **bounds)
+            await self.producer.start()
+
+    async def _announce(self) -> None:
+        if self.producer is None:
+            return
+        send = self.producer.send_and_wait(self.topic, b"order read", key=uuid.uuid4().hex.encode())
+        await (send if self.fragile else asyncio.wait_for(send, 1.0))
 
     async def _query(self) -> int:
         assert self.pool is not None
@@ -41,23 +62,40 @@ class Orders:
             return await conn.fetchval("SELECT 1", timeout=0.5)
 
     async def order(self) -> tuple[int, bytes]:
+        """The order read from Postgres and announced on Kafka at once (each dependency, and each breaker, sees
+        every request)."""
         if self.fragile:
             try:
-                return 200, b'{"orders": %d}' % await self._query()
+                count, _ = await asyncio.gather(self._query(), self._announce())
+                return 200, b'{"orders": %d}' % count
             except Exception as err:
                 return 500, repr(err).encode()
+        count, announced = await asyncio.gather(self._guarded(self.breaker, self._query),
+                                                self._guarded(self.events_breaker, self._announce),
+                                                return_exceptions=True)
+        for outcome in (count, announced):
+            if isinstance(outcome, BaseException):
+                return 503, repr(outcome).encode()
+        return 200, b'{"orders": %d}' % count
+
+    @staticmethod
+    async def _guarded(breaker: aiobreaker.CircuitBreaker, call):
         try:
-            return 200, b'{"orders": %d}' % await self.breaker.call_async(self._query)
-        except aiobreaker.CircuitBreakerError:
-            return 503, b"database breaker open"
+            return await breaker.call_async(call)
+        except aiobreaker.CircuitBreakerError as err:
+            raise RuntimeError(f"{breaker.name} breaker open") from err
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                asyncpg.InternalClientError) as err:
-            return 503, repr(err).encode()
+                asyncpg.InternalClientError, KafkaError) as err:
+            raise RuntimeError(f"{breaker.name}: {err!r}") from err
 
     def metrics(self) -> bytes:
-        state = STATES.get(self.breaker.current_state.name.lower(), 0) if not self.fragile else 0
-        return (b"# TYPE orders_db_breaker_state gauge\n"
-                b'orders_db_breaker_state{name="orders-db"} %d\n' % state)
+        lines = []
+        for metric, breaker in (("orders_db_breaker_state", self.breaker),
+                                ("orders_events_breaker_state", self.events_breaker)):
+            state = STATES.get(breaker.current_state.name.lower(), 0) if not self.fragile else 0
+            lines.append(b"# TYPE %s gauge\n%s{name=\"%s\"} %d\n" % (metric.encode(), metric.encode(),
+                                                                      breaker.name.encode(), state))
+        return b"".join(lines)
 
 
 async def serve(orders: Orders, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,9 +126,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dsn", required=True)
+    parser.add_argument("--bootstrap", help="the Kafka bootstrap address (host:port); none: no Kafka side")
     parser.add_argument("--fragile", action="store_true")
     args = parser.parse_args()
-    orders = Orders(args.dsn, args.fragile)
+    orders = Orders(args.dsn, args.bootstrap, args.fragile)
     await orders.start()
     server = await asyncio.start_server(lambda r, w: serve(orders, r, w), "127.0.0.1", args.port)
     print(f"listening on 127.0.0.1:{args.port}", flush=True)

@@ -10,7 +10,8 @@ import collections
 import dataclasses
 from typing import Callable, Iterable
 
-from .evidence import calls_not_the_labs, covering_lanes, expected_errors, lacks_breaker, lacks_calls, reports_outcomes
+from .evidence import (calls_not_the_labs, covering_lanes, expected_errors, lacks_breaker, lacks_calls,
+                       observed_without_outcomes, reports_outcomes)
 from .history import FAIL, OK, UNKNOWN, Event, History
 
 PASS = "pass"
@@ -321,6 +322,10 @@ def breaker_ignores_cancellations(component: str) -> Check:
         if not cancelled:
             return Verdict("", UNKNOWN, "no call was cancelled: nothing to tell")
         outcomes = [e for e in history.of("outcome", component=component) if e.t < before]
+        if observed_without_outcomes(history, component):
+            return Verdict("", UNKNOWN, f"the {component} breaker is observed through its transitions only (a "
+                                        f"third-party breaker's adapter): its counts, which this check reads, are "
+                                        f"not in the history")
         if not outcomes:
             return Verdict("", FAIL, f"no breaker recorded any outcome of the {len(ops)} {component} calls: "
                                      f"nothing guards them")
@@ -428,6 +433,10 @@ def reset_reached_client(component: str, at_least: int = 1) -> Check:
     the client can have is its connection closed in the middle of the call, and that is what is asked, said
     so in the evidence; with no ``stack`` event the RST is asked for."""
     def check(history: History) -> Verdict:
+        theirs = calls_not_the_labs(history, component)
+        if theirs:  # a service's own errors need not name their cause (asyncpg's ConnectionDoesNotExistError)
+            return Verdict("", UNKNOWN, f"{theirs}, and its errors need not name their cause: whether the reset "
+                                        f"reached it is read from the lab's own clients")
         path = next(history.of("stack"), None)
         relayed = path is not None and path.get("resets_reach_clients") is False
         causes = (RESET, CLOSED_MID_CALL) if relayed else (RESET,)

@@ -68,6 +68,14 @@ def lacks_breaker(history: History, component: str) -> str:
     return ""
 
 
+def observed_without_outcomes(history: History, component: str) -> bool:
+    """The component's breaker is observed, but through its transitions only (a third-party breaker's
+    adapter): the outcomes its window counts are not in the history."""
+    declared = declaration(history)
+    return (declared is not None and declared.get("breakers", {}).get(component) == OBSERVED
+            and not reports_outcomes(history, component))
+
+
 def reports_outcomes(history: History, component: str) -> bool:
     """Whether the breaker's own recorded outcomes (``outcome`` events) are in the history."""
     declared = declaration(history)

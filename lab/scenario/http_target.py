@@ -8,7 +8,8 @@ Locust (``lab.scenario.http_load``) drives the load, not the lab's workload: the
 (``http_checks``) instead of the scenario's client checks, which need evidence a black box does not
 give: the service fails fast during the fault, its error rate returns to the baseline's after the
 heal, its throughput recovers to 90% of the baseline's; and, where ``breaker_metric`` names the
-Prometheus gauge its ``/metrics`` exports, its breaker goes OPEN and back (``lab.scenario.prometheus``).
+Prometheus gauge its ``/metrics`` exports (one ``BreakerMetric``, or several: one per component, a pg
+breaker and a kafka one), each breaker goes OPEN and back (``lab.scenario.prometheus``).
 Per-phase requests/s, p50/p95/p99 and error rate are the ``http.phases`` probe.
 """
 
@@ -18,6 +19,7 @@ import asyncio
 import dataclasses
 from typing import Any, Mapping, Sequence
 
+from ..errors import UsageError
 from .checks import Check
 from .history import FAIL, OK, History
 from .http_checks import (SETTLE_S, breaker_open_and_back, error_rate_recovers, fails_fast, phase_figures,
@@ -35,28 +37,37 @@ class _HttpLane:
     outcomes: tuple[str, ...] = ()
 
     def __init__(self, covers: tuple[str, ...], breakers: Mapping[str, str], errors: list[str],
-                 watcher: MetricsWatcher | None) -> None:
-        self.covers, self.breakers, self.errors, self.watcher = covers, dict(breakers), errors, watcher
+                 watchers: Sequence[MetricsWatcher]) -> None:
+        self.covers, self.breakers, self.errors, self.watchers = covers, dict(breakers), errors, tuple(watchers)
 
     async def op(self, sequence: int) -> None:  # never called: self-driven
         raise NotImplementedError
 
     def state(self) -> str:
-        return self.watcher.state() if self.watcher is not None else "NONE"
+        """The worst state of the service's breakers read from /metrics (any OPEN, then any HALF_OPEN)."""
+        states = [watcher.state() for watcher in self.watchers]
+        return next((s for s in ("OPEN", "HALF_OPEN") if s in states), "CLOSED" if states else "NONE")
 
 
 class HttpTarget:
     def __init__(self, call: HttpCall, *, users: int = 10, spawn_rate: float = 50.0, rate_per_user: float = 20.0,
-                 fail_fast_s: float = 1.0, breaker_metric: BreakerMetric | None = None,
+                 fail_fast_s: float = 1.0, breaker_metric: BreakerMetric | Sequence[BreakerMetric] | None = None,
                  name: str | None = None, statements: Mapping[str, str] | None = None) -> None:
         self.call, self.users, self.spawn_rate, self.rate_per_user = call, users, spawn_rate, rate_per_user
-        self.fail_fast_s, self.breaker_metric = fail_fast_s, breaker_metric
+        self.fail_fast_s = fail_fast_s
+        self.breaker_metrics: tuple[BreakerMetric, ...] = (
+            () if breaker_metric is None else (breaker_metric,) if isinstance(breaker_metric, BreakerMetric)
+            else tuple(breaker_metric))
+        components = [metric.component for metric in self.breaker_metrics]
+        twice = sorted({c for c in components if components.count(c) > 1})
+        if twice:
+            raise UsageError(f"http target: two breaker metrics for {', '.join(twice)}: give one per component")
         self.name = name or f"http {call.method} {call.url}"
         # the service's own statements by component, for the protocol-aware faults (lab.scenario.target)
         self.statements = checked_statements(statements, f"http target {self.name!r}")
         self._load: LocustLoad | None = None
         self._drain: asyncio.Task[None] | None = None
-        self._watcher: MetricsWatcher | None = None
+        self._watchers: list[MetricsWatcher] = []
         self._history: History | None = None
 
     def checks(self, profile: Any) -> list[tuple[str, Check]]:
@@ -64,24 +75,23 @@ class HttpTarget:
         named = [("http: fails fast during the fault", fails_fast(self.fail_fast_s, self.call.timeout_s)),
                  ("http: error rate back to baseline", error_rate_recovers()),
                  ("http: throughput back to 90% of baseline", throughput_recovers(0.9))]
-        if self.breaker_metric is not None:
-            component = self.breaker_metric.component
-            named.append((f"{component}: breaker OPEN in the fault and back (from /metrics)",
-                          breaker_open_and_back(component)))
+        for metric in self.breaker_metrics:
+            named.append((f"{metric.component}: breaker OPEN in the fault and back (from /metrics)",
+                          breaker_open_and_back(metric.component)))
         return named
 
     async def start(self, run: RunContext) -> Sequence[_HttpLane]:
         self._history = run.history
         breakers: dict[str, str] = {}
-        if self.breaker_metric is not None:
-            self._watcher = MetricsWatcher(self.breaker_metric, run.history)
-            self._watcher.start()
-            breakers[self.breaker_metric.component] = "observed"
+        self._watchers = [MetricsWatcher(metric, run.history) for metric in self.breaker_metrics]
+        for watcher in self._watchers:
+            watcher.start()
+            breakers[watcher.spec.component] = "observed"
         self._load = LocustLoad(self.call, self.users, self.spawn_rate, self.rate_per_user)
         self._load.start()
         self._drain = asyncio.ensure_future(self._drain_forever())
         expected = [f"HTTP {s}" for s in (503, 429)]  # a fast refusal is the resilient answer to a fault
-        return [_HttpLane(tuple(run.scenario.components), breakers, expected, self._watcher)]
+        return [_HttpLane(tuple(run.scenario.components), breakers, expected, self._watchers)]
 
     def _record(self) -> None:
         history, load = self._history, self._load
@@ -115,8 +125,8 @@ class HttpTarget:
         if self._load is not None:
             await asyncio.to_thread(self._load.stop)
             self._record()
-        if self._watcher is not None:
-            await self._watcher.stop()
+        for watcher in self._watchers:
+            await watcher.stop()
 
 
 def http_target(url: str, **options: Any) -> HttpTarget:

@@ -15,6 +15,7 @@
     [checks]
     fail_fast_s = 1.0                                # every request in the fault answered within this
     [breaker]                                        # optional: the service's breaker, from its /metrics
+                                                     # ([[breaker]] tables for several: one per component)
     metrics_url = "http://127.0.0.1:8000/metrics"
     metric = "orders_db_breaker_state"
     component = "pg"                                 # "pg" or "kafka": whose breaker it is
@@ -59,17 +60,17 @@ SECTIONS = {
 class _Section:
     """One table of the file, read key by key; every problem names ``file: [section] key``."""
 
-    def __init__(self, path: Path, name: str, table: Any) -> None:
-        self.path, self.name = path, name
+    def __init__(self, path: Path, name: str, table: Any, label: str | None = None) -> None:
+        self.path, self.name, self.label = path, name, label or f"[{name}]"
         if not isinstance(table, dict):
-            raise self.error(None, f"must be a table ([{name}]), not a {type(table).__name__}")
+            raise self.error(None, f"must be a table ({self.label}), not a {type(table).__name__}")
         unknown = sorted(set(table) - set(SECTIONS[name]))
         if unknown:
             raise self.error(unknown[0], f"unknown key (known: {', '.join(SECTIONS[name])})")
         self.table = table
 
     def error(self, key: str | None, problem: str) -> UsageError:
-        return UsageError(f"target file {self.path}: [{self.name}]" + (f" {key}" if key else "") + f": {problem}")
+        return UsageError(f"target file {self.path}: {self.label}" + (f" {key}" if key else "") + f": {problem}")
 
     def has(self, key: str) -> bool:
         return key in self.table
@@ -155,6 +156,24 @@ def _breaker(section: _Section) -> BreakerMetric:
                          timeout_s=section.number("timeout_s", 1.0, 0, above=True), **options)
 
 
+def _breakers(path: Path, raw: Any) -> list[BreakerMetric]:
+    """``[breaker]`` (one table) or ``[[breaker]]`` (an array of them: one per component)."""
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        if not raw:
+            raise UsageError(f"target file {path}: [[breaker]] is empty")
+        metrics = [_breaker(_Section(path, "breaker", table, f"[[breaker]] #{index}"))
+                   for index, table in enumerate(raw, 1)]
+    else:
+        metrics = [_breaker(_Section(path, "breaker", raw))]
+    components = [metric.component for metric in metrics]
+    twice = sorted({c for c in components if components.count(c) > 1})
+    if twice:
+        raise UsageError(f"target file {path}: [[breaker]]: two for component {', '.join(twice)} (one per component)")
+    return metrics
+
+
 def load_target_file(path: Path) -> HttpTarget:
     """The HttpTarget ``path`` describes; a ``UsageError`` naming the file, section and key if anything is wrong."""
     try:
@@ -174,7 +193,7 @@ def load_target_file(path: Path) -> HttpTarget:
     name = data.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise UsageError(f"target file {path}: name must be a non-empty string, not {name!r}")
-    sections = {s: _Section(path, s, data.get(s, {})) for s in SECTIONS}
+    sections = {s: _Section(path, s, data.get(s, {})) for s in SECTIONS if s != "breaker"}
     call = _call(sections["request"])
     load, checks = sections["load"], sections["checks"]
     fail_fast_s = checks.number("fail_fast_s", 1.0, 0, above=True)
@@ -186,5 +205,5 @@ def load_target_file(path: Path) -> HttpTarget:
                       spawn_rate=load.number("spawn_rate", 50.0, 0, above=True),
                       rate_per_user=load.number("rate_per_user", 20.0, 0, above=False),
                       fail_fast_s=fail_fast_s,
-                      breaker_metric=_breaker(sections["breaker"]) if "breaker" in data else None, name=name,
+                      breaker_metric=_breakers(path, data.get("breaker")), name=name,
                       statements=checked_statements(sections["statements"].table, f"target file {path}: [statements]"))

@@ -20,7 +20,8 @@ from ..clients import DeliveryLedger, KafkaProducer, KafkaSettings, kafka
 from ..clients.producer_pool import PoolConfig, PoolEvent, ProducerPool
 from ..resilience import CircuitBreaker
 from .checks import PASS, Check, Verdict, _window
-from .history import FAIL, OK, History
+from .evidence import calls_not_the_labs, covering_lanes
+from .history import FAIL, OK, UNKNOWN, History
 from .targets import KafkaLane, _breaker
 
 #: Three members from the start (each black-holed connection is one third of the pool); a member with sends
@@ -86,6 +87,10 @@ class PoolLane(KafkaLane):
 def member_replaced_within(within_s: float) -> Check:
     """A pool member was replaced within ``within_s`` of the fault's start (the history's ``pool`` events)."""
     def check(history: History) -> Verdict:
+        theirs = calls_not_the_labs(history, "kafka")
+        if theirs:  # the pool events are the lab's ProducerPool's: a service's own producers record none
+            return Verdict("", UNKNOWN, f"{theirs}; its producers' replacement is not in the history (the lab's "
+                                        f"producer pool records it)")
         start, end = _window(history, "fault")
         replaced = [e for e in history.of("pool") if e.get("decision") == "replace" and start <= e.t <= end + within_s]
         if not replaced:
@@ -99,11 +104,12 @@ def member_replaced_within(within_s: float) -> Check:
     return check
 
 
-def acked_rate_held(lane: str, fraction: float, window_s: float = 1.0) -> Check:
-    """In every ``window_s`` of the fault phase, the lane's successful calls per second are at least ``fraction``
-    of the baseline phase's."""
+def acked_rate_held(component: str, fraction: float, window_s: float = 1.0) -> Check:
+    """In every ``window_s`` of the fault phase, the successful calls per second on ``component`` (the lanes that
+    exercise it: the lab's pool, or a service's own calls) are at least ``fraction`` of the baseline phase's."""
     def check(history: History) -> Verdict:
-        ok_ends = [e.get("ended", e.t) for e in history.of("op") if e.get("lane") == lane and e.status == OK]
+        lanes = covering_lanes(history, component)
+        ok_ends = [e.get("ended", e.t) for e in history.of("op") if e.get("lane") in lanes and e.status == OK]
         base_start, base_end = _window(history, "baseline")
         baseline = sum(base_start <= t < base_end for t in ok_ends) / max(base_end - base_start, 1e-9)
         if baseline <= 0:
@@ -124,12 +130,13 @@ def acked_rate_held(lane: str, fraction: float, window_s: float = 1.0) -> Check:
     return check
 
 
-def few_calls_stuck(lane: str, stuck_s: float, at_most: int) -> Check:
-    """At most ``at_most`` of the lane's calls started in the fault phase took ``stuck_s`` or longer: a pool that
-    routes around a dead connection leaves only what it had already handed to it there."""
+def few_calls_stuck(component: str, stuck_s: float, at_most: int) -> Check:
+    """At most ``at_most`` of the calls on ``component`` started in the fault phase took ``stuck_s`` or longer: a
+    pool that routes around a dead connection leaves only what it had already handed to it there."""
     def check(history: History) -> Verdict:
         start, end = _window(history, "fault")
-        calls = [e for e in history.of("op") if e.get("lane") == lane and start <= e.get("started", e.t) < end]
+        lanes = covering_lanes(history, component)
+        calls = [e for e in history.of("op") if e.get("lane") in lanes and start <= e.get("started", e.t) < end]
         stuck = [e for e in calls if e.get("latency_s", 0.0) >= stuck_s]
         return Verdict("", PASS if len(stuck) <= at_most else FAIL,
                        f"{len(stuck)} of the {len(calls)} calls started during the fault took {stuck_s:g}s or longer "

@@ -23,7 +23,8 @@ EXAMPLE = ROOT / "examples" / "http_service"
 def service(request, chaos_settings):
     (port,) = free_ports(1)
     process = subprocess.Popen([sys.executable, str(EXAMPLE / "orders_service.py"), "--port", str(port), "--dsn",
-                                chaos_settings.pg_dsn] + (["--fragile"] if request.param == "fragile" else []),
+                                chaos_settings.pg_dsn, "--bootstrap", chaos_settings.kafka_bootstrap]
+                               + (["--fragile"] if request.param == "fragile" else []),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -46,11 +47,16 @@ spawn_rate = 50
 rate_per_user = 20
 [checks]
 fail_fast_s = 1.5
-[breaker]
+[[breaker]]
 metrics_url = "{url}/metrics"
 metric = "orders_db_breaker_state"
 component = "pg"
 labels = {{ name = "orders-db" }}
+[[breaker]]
+metrics_url = "{url}/metrics"
+metric = "orders_events_breaker_state"
+component = "kafka"
+labels = {{ name = "orders-events" }}
 """
 
 
@@ -82,6 +88,7 @@ def test_an_http_service_under_locust_load(chaos_stack, service, tmp_path):
     if kind == "resilient":
         assert result.returncode == 0, {check: found for check, found in verdicts.items() if found[0] != "pass"}
         assert verdicts["pg: breaker OPEN in the fault and back (from /metrics)"][0] == "pass"
+        assert verdicts["kafka: breaker OPEN in the fault and back (from /metrics)"][0] == "pass"
     else:
         assert result.returncode == 1, verdicts
         assert verdicts["http: fails fast during the fault"][0] == "fail", verdicts

@@ -53,8 +53,7 @@ def test_every_field_reaches_the_target(tmp_path):
     assert dict(call.headers) == {"Content-Type": "application/json", "X-Team": "shop"}
     assert (target.users, target.spawn_rate, target.rate_per_user, target.fail_fast_s) == (4, 8.5, 0.0, 0.5)
     assert target.name == "orders"
-    metric = target.breaker_metric
-    assert metric is not None
+    (metric,) = target.breaker_metrics
     assert (metric.url, metric.metric, metric.component, dict(metric.labels), metric.period_s, metric.timeout_s) == (
         "http://127.0.0.1:8000/metrics", "orders_db_breaker_state", "kafka", {"name": "orders-db"}, 0.1, 0.5)
     assert dict(metric.states) == {0.0: "CLOSED", 1.0: "HALF_OPEN", 2.0: "OPEN"}
@@ -68,10 +67,20 @@ def test_a_url_alone_takes_the_documented_defaults(tmp_path):
     assert (target.call.method, target.call.body, target.call.expected_statuses, target.call.timeout_s) == (
         "GET", None, (200,), 5.0)
     assert (target.users, target.spawn_rate, target.rate_per_user, target.fail_fast_s) == (10, 50.0, 20.0, 1.0)
-    assert target.breaker_metric is None and target.name == "http GET http://127.0.0.1:9/x"
+    assert target.breaker_metrics == () and target.name == "http GET http://127.0.0.1:9/x"
     assert target.statements == {}
     assert dict(target.checks(None)).keys() == {"http: fails fast during the fault", "http: error rate back to "
                                                 "baseline", "http: throughput back to 90% of baseline"}
+
+
+def test_one_breaker_per_component_in_breaker_tables(tmp_path):
+    text = URL + "".join(f'[[breaker]]\nmetrics_url = "http://h/metrics"\nmetric = "{m}"\ncomponent = "{c}"\n'
+                         for m, c in (("db_state", "pg"), ("events_state", "kafka")))
+    target = load_target_file(write(tmp_path, text))
+    assert [(m.metric, m.component) for m in target.breaker_metrics] == [("db_state", "pg"), ("events_state", "kafka")]
+    names = [name for name, _ in target.checks(None)]
+    assert names[-2:] == ["pg: breaker OPEN in the fault and back (from /metrics)",
+                          "kafka: breaker OPEN in the fault and back (from /metrics)"]
 
 
 def test_lab_run_target_takes_a_toml_path(tmp_path):
@@ -114,6 +123,10 @@ URL = '[request]\nurl = "http://127.0.0.1:9/x"\n'
     ("request = 3\n", "[request]: must be a table"),
     ("[request\n", "is not valid TOML"),
     ('name = ""\n' + URL, "name must be a non-empty string"),
+    (URL + '[[breaker]]\nmetrics_url = "http://h/m"\nmetric = "a"\n[[breaker]]\nmetrics_url = "http://h/m"\n'
+           'metric = "b"\n', "[[breaker]]: two for component pg"),
+    (URL + '[[breaker]]\nmetrics_url = "http://h/m"\nmetric = "a"\n[[breaker]]\nmetric = "b"\n',
+     "[[breaker]] #2 metrics_url: is required"),
     (URL + "[statements]\nkafka = \"x\"\n", "[statements] kafka: unknown key (known: pg)"),
     (URL + "[statements]\npg = \"(\"\n", "[statements]: statements['pg'] = '(' is not a regular expression"),
     (URL + "[statements]\npg = 3\n", "[statements]: statements['pg'] must be a non-empty regular expression"),
@@ -130,3 +143,17 @@ def test_a_bad_field_is_named(tmp_path, text, named):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(UsageError, match="nope.toml: cannot be read: No such file"):
         load_target_file(tmp_path / "nope.toml")
+
+
+def test_the_lanes_state_is_the_worst_of_its_breakers():
+    from types import SimpleNamespace
+
+    from lab.scenario.http_target import _HttpLane
+
+    def lane(*states):
+        return _HttpLane(("pg", "kafka"), {}, [], [SimpleNamespace(state=lambda s=s: s) for s in states])
+
+    assert lane().state() == "NONE"
+    assert lane("CLOSED", "CLOSED").state() == "CLOSED"
+    assert lane("CLOSED", "HALF_OPEN").state() == "HALF_OPEN"
+    assert lane("HALF_OPEN", "OPEN").state() == "OPEN"

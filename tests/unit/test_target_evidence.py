@@ -102,3 +102,39 @@ def test_the_injected_delay_is_read_from_the_lab_clients_calls_only():
                                   "breakers": {"pg": "observed"}, "outcomes": ["pg"]})
     assert check(history_with(phases() + [fault, ours, op(3.0, latency=0.81)])).result == PASS
     assert check(history_with(phases() + [fault, ours, op(3.0, latency=0.41)])).result == FAIL
+
+
+def test_cancellations_are_unknown_where_the_breaker_is_seen_through_its_transitions_only():
+    """A third-party breaker's adapter sees transitions, not the outcomes its window counts: 'breaker ignores
+    cancellations' cannot be told there (it failed a resilient aiobreaker service as 'nothing guards them'). A
+    breaker declared absent still fails it."""
+    cancelled = [service_op(2.0 + i / 10, "unknown", "Cancelled") for i in range(12)]
+    check = checks.breaker_ignores_cancellations("pg")
+    observed = check(history_with(phases() + [declared({"pg": "observed"}, errors=["X"])] + cancelled))
+    assert observed.result == UNKNOWN and "transitions only" in observed.evidence, observed
+    absent = check(history_with(phases() + [declared({"pg": "absent"}, errors=["X"])] + cancelled))
+    assert absent.result == FAIL and "nothing guards them" in absent.evidence, absent
+
+
+def test_whether_a_reset_reached_the_client_is_read_from_the_lab_clients_only():
+    """A service's own errors need not name their cause (asyncpg's ConnectionDoesNotExistError wrapped in its
+    own class): UNKNOWN there; the lab's clients are judged as before."""
+    check = checks.reset_reached_client("pg")
+    wrapped = [service_op(2.0, "fail", "OrdersUnavailable")]
+    verdict = check(history_with(phases() + [declared({"pg": "observed"}, errors=["OrdersUnavailable"])] + wrapped))
+    assert verdict.result == UNKNOWN and "need not name their cause" in verdict.evidence, verdict
+    assert check(history_with(phases() + [op(2.0, "fail", "DatabaseUnavailable")])).result == FAIL
+
+
+def test_the_pool_checks_read_the_calls_on_the_component_and_its_replacement_from_the_lab_pool_only():
+    from lab.scenario.pool_lane import acked_rate_held, member_replaced_within
+
+    theirs = [declared({"kafka": "observed"}, errors=["X"], covers=("kafka",))]
+    calls = [service_op(0.1 * i, latency=0.01) for i in range(1, 60)]  # 10/s in the baseline and the fault
+    window = [(0.0, "phase", "ok", {"name": "baseline", "edge": "start"}),
+              (1.0, "phase", "ok", {"name": "baseline", "edge": "end"})]
+    assert acked_rate_held("kafka", 0.7)(history_with(phases() + window + theirs + calls)).result == PASS
+    stalled = [c for c in calls if not 1.0 <= c[0] < 3.0]
+    assert acked_rate_held("kafka", 0.7)(history_with(phases() + window + theirs + stalled)).result == FAIL
+    replaced = member_replaced_within(1.5)(history_with(phases() + theirs + calls))
+    assert replaced.result == UNKNOWN and "producer pool" in replaced.evidence, replaced
