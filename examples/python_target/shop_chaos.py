@@ -2,8 +2,8 @@
 
     python -m lab run postgres_restart --target shop_chaos:resilient   # exit 0: PASS
     python -m lab run postgres_restart --target shop_chaos:fragile     # exit 1: FAIL (the negative control)
-    python -m lab run kafka_partition --target shop_chaos:resilient    # the Kafka side: PASS
-    python -m lab run kafka_partition --target shop_chaos:fragile      # FAIL
+    python -m lab run kafka_broker_pause --target shop_chaos:resilient # the Kafka side: PASS
+    python -m lab run kafka_broker_pause --target shop_chaos:fragile   # FAIL
 
 Placing an order records it in Postgres and announces it on Kafka ("order placed", acks=all), both at
 once. ``resilient`` bounds every wait (pool acquire, command, connect; each send by a deadline) and guards
