@@ -159,11 +159,6 @@ PROXY_EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
 #: Checks removed rather than covered (issue 11 allows it), and why, are in the README's matrix section;
 #: preconditions (the fault took effect) are not checks and are not in the matrix.
 UNCOVERED_BECAUSE: dict[str, dict[str, str]] = {
-    "kafka_pool_wedged": {"kafka: no acknowledged message lost": "aiokafka retries every stalled send on the "
-                          "connection it renews within its request timeout, so everything acknowledged is written: "
-                          "no client mutant measured loses one there (unknown_as_acked, never_replaces, ignores_load, "
-                          "drops_unknown pass; acks_none too, 2 runs: TCP delivers the black-holed writes once the "
-                          "rule is gone)"},
     "kafka_partition_long": {check: "needs Apache Kafka (the compose backend); the matrix is measured on the local "
                                     "backend only" for check in (
         "kafka: breaker opens when its window reaches a threshold", "kafka: HALF_OPEN after the wait",
