@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from lab.scenario.python_target import python_target
 
 SEND_DEADLINE_S = 1.5
+RECORD = "SELECT 1 /* orders.record */"  # the service's statement (named to the lab below, for its protocol faults)
 
 
 class OrdersUnavailable(Exception):
@@ -73,9 +74,9 @@ class Orders:
         assert self.pool is not None
         if not self.resilient:
             async with self.pool.acquire() as conn:
-                return await conn.fetchval("SELECT 1")
+                return await conn.fetchval(RECORD)
         async with self.pool.acquire(timeout=1.0) as conn:
-            return await conn.fetchval("SELECT 1", timeout=1.0)
+            return await conn.fetchval(RECORD, timeout=1.0)
 
     async def _announce(self) -> None:
         """One event per order; its outcome is noted once: acked, failed (the broker said no) or unknown (no
@@ -171,6 +172,7 @@ def _target(resilient: bool):
                          expected_errors=[OrdersUnavailable],
                          probes={"pg.pool": orders.pool_is_whole, "kafka.readback": orders.events_all_there,
                                  "kafka.ledger": orders.every_send_accounted},
+                         statements={"pg": r"orders\.record"},  # what pg_admin_shutdown & co. hit
                          on_start=orders.connect, on_close=orders.close)
 
 

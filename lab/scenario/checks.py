@@ -399,8 +399,9 @@ def fault_delay_matches(component: str, delay_s: float, low_pct: float, high_pct
             return Verdict("", UNKNOWN, f"no {component} call ran wholly inside the fault: nothing to measure")
         theirs = calls_not_the_labs(history, component)
         if theirs:  # a user's call may make one round trip or five, and time out before the delay shows
-            return Verdict("", UNKNOWN, f"{theirs}, so {what} cannot be read from them (this check is about the "
-                                        f"fault proxy, judged with the lab's own clients)")
+            return Verdict("", UNKNOWN, f"{theirs}: how many round trips each makes through the fault is not known, "
+                                        f"so {what} cannot be read from them (this check is about the fault proxy, "
+                                        f"judged with the lab's own clients)")
         if not calls:  # the delay is meant to be survivable: a fault that fails every call injected more
             errors = collections.Counter(e.get("error_class", "?") for e in made)
             return Verdict("", FAIL, f"none of the {len(made)} {component} calls inside the fault succeeded "

@@ -89,7 +89,7 @@ def member_replaced_within(within_s: float) -> Check:
     def check(history: History) -> Verdict:
         theirs = calls_not_the_labs(history, "kafka")
         if theirs:  # the pool events are the lab's ProducerPool's: a service's own producers record none
-            return Verdict("", UNKNOWN, f"{theirs}; its producers' replacement is not in the history (the lab's "
+            return Verdict("", UNKNOWN, f"{theirs}: its producers' replacement is not in the history (the lab's "
                                         f"producer pool records it)")
         start, end = _window(history, "fault")
         replaced = [e for e in history.of("pool") if e.get("decision") == "replace" and start <= e.t <= end + within_s]
