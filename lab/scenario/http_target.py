@@ -70,12 +70,17 @@ class HttpTarget:
         self._watchers: list[MetricsWatcher] = []
         self._history: History | None = None
 
-    def checks(self, profile: Any) -> list[tuple[str, Check]]:
-        """What an HTTP target is judged by, whatever the scenario's fault."""
+    def checks(self, scenario: Any = None) -> list[tuple[str, Check]]:
+        """What an HTTP target is judged by, whatever the scenario's fault; a breaker only where the scenario's
+        fault touches its component (``scenario.components``; no scenario: every breaker), as a Postgres fault
+        gives the service's Kafka breaker no cause to open."""
         named = [("http: fails fast during the fault", fails_fast(self.fail_fast_s, self.call.timeout_s)),
                  ("http: error rate back to baseline", error_rate_recovers()),
                  ("http: throughput back to 90% of baseline", throughput_recovers(0.9))]
+        touched = getattr(scenario, "components", None)
         for metric in self.breaker_metrics:
+            if touched is not None and metric.component not in touched:
+                continue
             named.append((f"{metric.component}: breaker OPEN in the fault and back (from /metrics)",
                           breaker_open_and_back(metric.component)))
         return named

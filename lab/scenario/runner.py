@@ -181,7 +181,7 @@ async def run(scenario: Scenario, target: Target, settings: Settings,
     started = time.monotonic()
     history = await run_case(scenario, target, settings, on_phase)
     own_checks = getattr(target, "checks", None)  # a black box (HTTP) is judged by its own kind of checks
-    checks = own_checks(scenario.profile) if own_checks else scenario.checks(scenario.profile)
+    checks = own_checks(scenario) if own_checks else scenario.checks(scenario.profile)
     # a black box's own checks come with no preconditions: the scenario's are judged on the lab clients' calls
     preconditions = [] if own_checks else scenario.preconditions(scenario.profile)
     if any(history.of("sampler")):  # the sampler ran (it records itself when it stops): its check applies

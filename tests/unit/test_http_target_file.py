@@ -81,6 +81,14 @@ def test_one_breaker_per_component_in_breaker_tables(tmp_path):
     names = [name for name, _ in target.checks(None)]
     assert names[-2:] == ["pg: breaker OPEN in the fault and back (from /metrics)",
                           "kafka: breaker OPEN in the fault and back (from /metrics)"]
+    # a scenario judges the breakers of the components its fault touches only (found: a Postgres restart failed the
+    # resilient service's Kafka breaker for not opening)
+    from lab.scenario import available
+
+    for scenario, expected in (("postgres_restart", ["pg"]), ("kafka_broker_pause", ["kafka"]),
+                               ("network_partition", ["pg", "kafka"])):
+        judged = [name.split(":")[0] for name, _ in target.checks(available()[scenario]) if "breaker" in name]
+        assert judged == expected, (scenario, judged)
 
 
 def test_lab_run_target_takes_a_toml_path(tmp_path):
