@@ -46,6 +46,12 @@ def test_fails_fast_passes_quick_errors_and_fails_a_hung_request():
     verdict = fails_fast(1.0, 5.0)(history_with(hung))
     assert verdict.result == FAIL and "took over 1s" in verdict.evidence
     assert fails_fast(1.0, 5.0)(history_with(phases())).result == FAIL  # nothing answered: every request hung
+    # started in the fault, answered only after the heal: it hung through the fault all the same
+    after = quick + [request(3.5, ok=True, latency_s=2.0)]
+    verdict = fails_fast(1.0, 5.0)(history_with(after))
+    assert verdict.result == FAIL and "1 of" in verdict.evidence, verdict
+    # started and answered in the recovery: not the fault's
+    assert fails_fast(1.0, 5.0)(history_with(quick + [request(4.4, ok=True, latency_s=1.2)])).result == PASS
 
 
 def test_error_rate_and_throughput_judged_after_the_recovery_against_the_baseline():
