@@ -25,6 +25,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+READ = "SELECT 1 /* orders.read */"  # its statement: orders.toml names it ([statements]) for the protocol faults
 STATES = {"closed": 0, "open": 1, "half-open": 2, "half_open": 2}
 
 
@@ -57,9 +58,9 @@ class Orders:
         assert self.pool is not None
         if self.fragile:
             async with self.pool.acquire() as conn:
-                return await conn.fetchval("SELECT 1")
+                return await conn.fetchval(READ)
         async with self.pool.acquire(timeout=0.5) as conn:
-            return await conn.fetchval("SELECT 1", timeout=0.5)
+            return await conn.fetchval(READ, timeout=0.5)
 
     async def order(self) -> tuple[int, bytes]:
         """The order read from Postgres and announced on Kafka at once (each dependency, and each breaker, sees
